@@ -1,1 +1,25 @@
-//! douyin-watch: keeps versioned snapshots of Douyin videos fetched through onebound's API.
+//! douyin-watch keeps a watch list of Douyin videos in SQLite, fetches each through onebound's paid
+//! `douyin/item_get_video` API on a cron schedule, stores versioned snapshots of their metadata,
+//! tracks the call quota from every answer's `api_info`, and records every failure by error code.
+//!
+//! Pure logic (no I/O, tested beside the code): [`video_id`], [`response`], [`api_info`],
+//! [`content`], [`error_code`], [`attempt`], [`quota`], [`pace`].
+//! The I/O shell: [`client`] (HTTP), [`short_link`], [`store`] (all SQL), [`collector`] (one pass),
+//! [`daemon`] (cron around passes), [`simulator`] (a local onebound), [`cli`].
+
+pub mod api_info;
+pub mod attempt;
+pub mod cli;
+pub mod client;
+pub mod collector;
+pub mod content;
+pub mod daemon;
+pub mod error_code;
+pub mod pace;
+pub mod quota;
+pub mod response;
+pub mod settings;
+pub mod short_link;
+pub mod simulator;
+pub mod store;
+pub mod video_id;

@@ -1,0 +1,337 @@
+//! The command line: parses arguments, loads settings, runs one command, maps the result to an exit code.
+//!
+//! Logs go to stderr; what a command reports (tables, `--json`) goes to stdout.
+
+mod demo;
+mod show;
+mod watch;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use crate::client::{ApiClient, error_chain};
+use crate::collector::{Collector, PassOptions, Trigger};
+use crate::daemon::{self, Schedule};
+use crate::settings::{LogFormat, LogSettings, Needs, Settings, SettingsError};
+use crate::simulator::{Simulator, SimulatorArgs};
+use crate::store::Store;
+use crate::video_id::VideoId;
+
+/// douyin-watch: keeps versioned snapshots of Douyin videos through onebound's item_get_video API.
+#[derive(Debug, Parser)]
+#[command(name = "douyin-watch", version, about, long_about = None)]
+pub struct Cli {
+    /// TOML file with settings (see config/default.toml for every key).
+    #[arg(long, global = true, env = "DOUYIN_WATCH_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// SQLite database URL; overrides database.url.
+    #[arg(long, global = true, value_name = "URL")]
+    database: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a collection pass on every cron tick until SIGINT/SIGTERM.
+    Run,
+    /// Run one pass now over the active watch list (or the given ids) and print a summary.
+    Fetch {
+        /// Video ids to fetch instead of the whole watch list (they must be in it).
+        ids: Vec<String>,
+    },
+    /// Add, remove or list watched videos.
+    Watch {
+        #[command(subcommand)]
+        action: watch::WatchCommand,
+    },
+    /// Show the versions of one video and what changed in each.
+    History {
+        /// The video id.
+        id: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show today's call quota: used, max, remaining, expiry, next reset.
+    Quota {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show failed calls grouped by error code.
+    Failures {
+        /// How far back to look, e.g. "24h", "7d".
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+        /// Only this error code (or failure key such as timeout, http_502).
+        #[arg(long)]
+        code: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve a local simulator of onebound's API (for the demo, tests and benchmarks).
+    Simulate(SimulatorArgs),
+    /// Run the simulator and the daemon against it with sample videos, then show the results.
+    Demo(demo::DemoArgs),
+}
+
+/// Exit codes: 0 done, 1 anything else, 2 bad usage/input/configuration, 3 stopped by account or quota.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad usage, input or configuration: exit 2.
+    Usage(anyhow::Error),
+    /// Anything else: exit 1.
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Failure {
+        if error.downcast_ref::<SettingsError>().is_some() {
+            Failure::Usage(error)
+        } else {
+            Failure::Other(error)
+        }
+    }
+}
+
+impl From<SettingsError> for Failure {
+    fn from(error: SettingsError) -> Failure {
+        Failure::Usage(error.into())
+    }
+}
+
+/// The exit code for a pass stopped by an account-level error or the quota.
+pub const EXIT_STOPPED: u8 = 3;
+
+/// Parses the arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {}", error_chain(e.as_ref()));
+            ExitCode::from(2)
+        }
+        Err(Failure::Other(e)) => {
+            tracing::error!(error = %error_chain(e.as_ref()), "failed");
+            eprintln!("error: {}", error_chain(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    match cli.command {
+        Command::Simulate(args) => {
+            init_logging(&LogSettings::default());
+            simulate(args).await
+        }
+        Command::Demo(args) => demo::run(args).await,
+        command => {
+            let settings = load_settings(cli.config.as_deref(), cli.database.as_deref())?;
+            init_logging(&settings.log);
+            run_with_settings(command, settings).await
+        }
+    }
+}
+
+/// Settings from the layers, with `--database` on top.
+fn load_settings(
+    file: Option<&std::path::Path>,
+    database: Option<&str>,
+) -> Result<Settings, SettingsError> {
+    let mut settings = Settings::load(file)?;
+    if let Some(url) = database {
+        settings.database.url = url.to_owned();
+        settings.database_options()?;
+    }
+    Ok(settings)
+}
+
+async fn run_with_settings(command: Command, settings: Settings) -> Result<ExitCode, Failure> {
+    let needs = match command {
+        Command::Run | Command::Fetch { .. } => Needs::Api,
+        _ => Needs::Database,
+    };
+    settings.require(needs)?;
+    let store = open_store(&settings).await?;
+    let result = match command {
+        Command::Run => run_daemon(&settings, store.clone()).await,
+        Command::Fetch { ids } => fetch(&settings, store.clone(), ids).await,
+        Command::Watch { action } => watch::run(action, &settings, &store).await,
+        Command::History { id, json } => show::history(&store, &id, json).await,
+        Command::Quota { json } => show::quota(&store, json).await,
+        Command::Failures { since, code, json } => {
+            show::failures(&store, since, code.as_deref(), json).await
+        }
+        Command::Simulate(_) | Command::Demo(_) => unreachable!("handled before settings load"),
+    };
+    store.close().await;
+    result
+}
+
+/// Opens the database named by the settings.
+pub(crate) async fn open_store(settings: &Settings) -> Result<Store, Failure> {
+    let options = settings.database_options()?;
+    Ok(Store::open(options).await.map_err(anyhow::Error::from)?)
+}
+
+/// Builds the collector a pass needs.
+pub(crate) fn collector(settings: &Settings, store: Store) -> Result<Collector, Failure> {
+    let client = ApiClient::new(&settings.api).map_err(anyhow::Error::from)?;
+    Ok(Collector::new(
+        store,
+        client,
+        PassOptions::from_settings(settings),
+    ))
+}
+
+/// The daemon's schedule from the settings.
+pub(crate) fn schedule(settings: &Settings) -> Result<Schedule, SettingsError> {
+    Ok(Schedule {
+        cron: settings.cron()?,
+        timezone: settings.timezone()?,
+        run_on_start: settings.schedule.run_on_start,
+        grace: settings.shutdown.grace,
+    })
+}
+
+async fn run_daemon(settings: &Settings, store: Store) -> Result<ExitCode, Failure> {
+    let collector = collector(settings, store)?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    daemon::run(
+        collector,
+        schedule(settings)?,
+        shutdown,
+        Arc::new(|_report| {}),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn fetch(settings: &Settings, store: Store, ids: Vec<String>) -> Result<ExitCode, Failure> {
+    let only = if ids.is_empty() {
+        None
+    } else {
+        let ids = parse_ids(&ids)?;
+        let unknown = store
+            .unknown_video_ids(&ids)
+            .await
+            .map_err(anyhow::Error::from)?;
+        if !unknown.is_empty() {
+            let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "not in the watch list: {} (add with `douyin-watch watch add ID`)",
+                list.join(", ")
+            )));
+        }
+        Some(ids)
+    };
+    let collector = collector(settings, store)?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let report = collector
+        .run_pass(Trigger::Fetch, only, &shutdown)
+        .await
+        .map_err(anyhow::Error::from)?;
+    println!("{}", report.summary());
+    Ok(match &report.stop {
+        Some(stop) if stop.is_account_or_quota() => ExitCode::from(EXIT_STOPPED),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+/// Parses ids, naming every bad one.
+pub(crate) fn parse_ids(entries: &[String]) -> Result<Vec<VideoId>, Failure> {
+    let mut ids = Vec::new();
+    let mut bad = Vec::new();
+    for entry in entries {
+        match VideoId::parse(entry) {
+            Ok(id) => ids.push(id),
+            Err(e) => bad.push(e.to_string()),
+        }
+    }
+    if bad.is_empty() {
+        Ok(ids)
+    } else {
+        Err(Failure::Usage(anyhow::anyhow!(bad.join("; "))))
+    }
+}
+
+async fn simulate(args: SimulatorArgs) -> Result<ExitCode, Failure> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    Simulator::run_until(args.listen(), args.config(), shutdown)
+        .await
+        .with_context(|| format!("cannot serve the simulator on {}", args.listen()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Cancels `token` on the first SIGINT or SIGTERM.
+pub async fn cancel_on_signal(token: CancellationToken) {
+    shutdown_signal().await;
+    token.cancel();
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// Logs to stderr, pretty or JSON, filtered by `RUST_LOG` or `log.level`.
+pub(crate) fn init_logging(log: &LogSettings) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        // The scheduler logs every tick at info.
+        .add_directive(
+            "tokio_cron_scheduler=warn"
+                .parse()
+                .unwrap_or_else(|_| unreachable!("a constant directive")),
+        );
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (the demo calls commands in-process) keeps the first subscriber.
+    let _ = match log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Pretty => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
+}

@@ -1,0 +1,160 @@
+//! `watch add | remove | list`: the watch list.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::Subcommand;
+
+use super::{Failure, parse_ids, show};
+use crate::settings::Settings;
+use crate::short_link::ShortLinkResolver;
+use crate::store::Store;
+use crate::video_id::{VideoId, WatchInput, parse_watch_input};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum WatchCommand {
+    /// Add videos by id, Douyin URL or share text. All or nothing: one bad entry adds none.
+    Add {
+        /// Ids, video URLs (douyin.com/video/ID, iesdouyin.com/share/video/ID, ?modal_id=ID,
+        /// v.douyin.com short links) or share text containing one.
+        entries: Vec<String>,
+        /// Also read entries from this file, one per line ("-" for standard input; # comments).
+        #[arg(long, value_name = "FILE")]
+        file: Option<String>,
+        /// A label stored with the videos.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Stop watching videos; their history is kept.
+    Remove {
+        /// Video ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// List watched videos with status, versions, last fetch and last error.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(super) async fn run(
+    command: WatchCommand,
+    settings: &Settings,
+    store: &Store,
+) -> Result<ExitCode, Failure> {
+    match command {
+        WatchCommand::Add {
+            entries,
+            file,
+            label,
+        } => add(settings, store, entries, file.as_deref(), label.as_deref()).await,
+        WatchCommand::Remove { ids } => {
+            let ids = parse_ids(&ids)?;
+            let removed = store
+                .remove_videos(&ids, Utc::now())
+                .await
+                .map_err(anyhow::Error::from)?;
+            println!(
+                "removed {}, not watched {}{}",
+                removed.removed.len(),
+                removed.not_watched.len(),
+                listed(&removed.not_watched)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        WatchCommand::List { json } => show::watch_list(store, json).await,
+    }
+}
+
+fn listed(ids: &[String]) -> String {
+    if ids.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", ids.join(", "))
+    }
+}
+
+/// Reads entries from a file or standard input: one per line, blank lines and `#` comments skipped.
+fn read_entries(file: &str) -> anyhow::Result<Vec<String>> {
+    let mut text = String::new();
+    if file == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read entries from standard input")?;
+    } else {
+        text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read entries from {file}"))?;
+    }
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
+}
+
+async fn add(
+    settings: &Settings,
+    store: &Store,
+    mut entries: Vec<String>,
+    file: Option<&str>,
+    label: Option<&str>,
+) -> Result<ExitCode, Failure> {
+    if let Some(file) = file {
+        entries.extend(read_entries(file).map_err(Failure::Usage)?);
+    }
+    if entries.is_empty() {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "nothing to add: give ids or URLs, or --file FILE"
+        )));
+    }
+    let mut ids: Vec<VideoId> = Vec::new();
+    let mut bad: Vec<String> = Vec::new();
+    let mut resolver: Option<ShortLinkResolver> = None;
+    for entry in &entries {
+        match parse_watch_input(entry) {
+            Ok(WatchInput::Id(id)) => ids.push(id),
+            Ok(WatchInput::ShortLink(link)) => {
+                let resolver = match &mut resolver {
+                    Some(resolver) => resolver,
+                    None => resolver.insert(
+                        ShortLinkResolver::new(settings.api.short_link_timeout)
+                            .map_err(anyhow::Error::from)?,
+                    ),
+                };
+                match resolver.resolve(&link).await {
+                    Ok(id) => ids.push(id),
+                    Err(e) => bad.push(e.to_string()),
+                }
+            }
+            Err(e) => bad.push(e.to_string()),
+        }
+    }
+    if !bad.is_empty() {
+        for problem in &bad {
+            eprintln!("invalid: {problem}");
+        }
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "nothing was added: {} of {} entries are invalid",
+            bad.len(),
+            entries.len()
+        )));
+    }
+    ids.sort();
+    ids.dedup();
+    let added = store
+        .add_videos(&ids, label, Utc::now())
+        .await
+        .map_err(anyhow::Error::from)?;
+    println!(
+        "added {}, re-activated {}, already watched {}",
+        added.added.len(),
+        added.reactivated.len(),
+        added.already_watched.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,168 @@
+//! The onebound HTTP client: one `GET douyin/item_get_video/` per call, nothing else.
+//!
+//! Built once with the timeout and base URL from the settings. It follows no redirects, caps the
+//! body it reads, and strips the request URL (which carries the secret) from every error.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tracing::instrument;
+
+use crate::attempt::{Exchange, TransportKind};
+use crate::settings::ApiSettings;
+use crate::video_id::VideoId;
+
+/// The path of the one API this client calls, below `api.base_url`.
+pub const ITEM_GET_VIDEO_PATH: &str = "douyin/item_get_video/";
+
+/// The client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct ClientBuildError(#[source] reqwest::Error);
+
+/// A complete HTTP answer, or why there was none.
+#[derive(Debug)]
+pub enum Answer {
+    /// Status and the whole body (at most `max_body_bytes`).
+    Received { status: u16, body: Vec<u8> },
+    /// No usable answer; the message never contains the request URL.
+    Failed {
+        kind: TransportKind,
+        message: String,
+    },
+}
+
+impl Answer {
+    /// The answer as the pure judge takes it.
+    pub fn exchange(&self) -> Exchange<'_> {
+        match self {
+            Answer::Received { status, body } => Exchange::Answered {
+                status: *status,
+                body,
+            },
+            Answer::Failed { kind, message } => Exchange::Failed {
+                kind: *kind,
+                message: message.clone(),
+            },
+        }
+    }
+}
+
+/// Calls onebound's `douyin/item_get_video` API.
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    endpoint: String,
+    key: String,
+    secret: SecretString,
+    fixed_query: Vec<(&'static str, String)>,
+    max_body_bytes: usize,
+}
+
+impl ApiClient {
+    /// Builds the client from the `[api]` settings.
+    pub fn new(api: &ApiSettings) -> Result<ApiClient, ClientBuildError> {
+        let http = reqwest::Client::builder()
+            .timeout(api.timeout)
+            .connect_timeout(api.timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("douyin-watch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientBuildError(e.without_url()))?;
+        let mut fixed_query = vec![
+            ("cache", api.cache.clone()),
+            ("lang", api.lang.clone()),
+            ("result_type", api.result_type.clone()),
+        ];
+        if !api.version.is_empty() {
+            fixed_query.push(("version", api.version.clone()));
+        }
+        Ok(ApiClient {
+            http,
+            endpoint: format!(
+                "{}/{ITEM_GET_VIDEO_PATH}",
+                api.base_url.trim_end_matches('/')
+            ),
+            key: api.key.clone(),
+            secret: api.secret.clone(),
+            fixed_query,
+            max_body_bytes: api.max_body_bytes,
+        })
+    }
+
+    /// Asks for one video. Never fails: a missing answer is an `Answer::Failed`.
+    #[instrument(skip_all, fields(video_id = %video_id))]
+    pub async fn item_get_video(&self, video_id: &VideoId) -> Answer {
+        let request = self
+            .http
+            .get(&self.endpoint)
+            .query(&[
+                ("key", self.key.as_str()),
+                ("secret", self.secret.expose_secret()),
+                ("item_id", video_id.as_str()),
+            ])
+            .query(&self.fixed_query);
+        let mut response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return failed(error),
+        };
+        let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            return Answer::Failed {
+                kind: TransportKind::Redirect,
+                message: format!("HTTP {status} redirect: API calls follow no redirects"),
+            };
+        }
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > self.max_body_bytes {
+                        return Answer::Failed {
+                            kind: TransportKind::BodyTooLarge,
+                            message: format!(
+                                "answer body exceeds api.max_body_bytes ({} bytes); stopped reading",
+                                self.max_body_bytes
+                            ),
+                        };
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(error) => return failed(error),
+            }
+        }
+        Answer::Received { status, body }
+    }
+}
+
+/// Classifies a reqwest error, dropping the URL (and so the secret) from it.
+fn failed(error: reqwest::Error) -> Answer {
+    let error = error.without_url();
+    let kind = if error.is_timeout() {
+        TransportKind::Timeout
+    } else if error.is_connect() {
+        TransportKind::Connect
+    } else {
+        TransportKind::Reset
+    };
+    Answer::Failed {
+        kind,
+        message: error_chain(&error),
+    }
+}
+
+/// An error and its sources on one line: "error sending request: connection refused".
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

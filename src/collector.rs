@@ -1,0 +1,572 @@
+//! One collection pass: fetch every due video once, store what came back, return a report.
+//!
+//! The pass orchestrates fetch → judge → store for each video. It holds the money rules: the
+//! quota guard is asked before every call, charged answers are never retried, an account-level
+//! code stops the pass at once, and after 4013 no call is made until the Beijing day rolls over.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder;
+use chrono::Utc;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::Serialize;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::api_info::ApiInfo;
+use crate::attempt::{Next, Outcome, Verdict, judge};
+use crate::client::ApiClient;
+use crate::content::Content;
+use crate::error_code;
+use crate::pace::{Pace, Slot};
+use crate::quota::{QuotaGuard, ReserveReached, next_quota_reset, quota_day};
+use crate::settings::Settings;
+use crate::store::{
+    AttemptRecord, PassTotals, Pause, QuotaInput, SnapshotInput, Store, StoreError, VideoStatus,
+    timestamp,
+};
+use crate::video_id::VideoId;
+
+/// What started a pass; stored in `passes.trigger`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// A cron tick of `run`.
+    Schedule,
+    /// `run`'s pass at start-up (`schedule.run_on_start`).
+    Start,
+    /// A `fetch` command.
+    Fetch,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Start => "start",
+            Trigger::Fetch => "fetch",
+        }
+    }
+}
+
+/// Why a pass stopped before every video was tried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StopReason {
+    /// onebound answered an account-level code (4005 bad credentials, 4013 calls exceeded...).
+    Account { code: String, meaning: String },
+    /// The next call would have spent the quota reserve.
+    QuotaReserve { today: u64, max: u64, reserve: u64 },
+    /// A pause recorded earlier (after 4013) is still in force.
+    Paused { until: String, cause: String },
+    /// SIGINT/SIGTERM arrived.
+    Shutdown,
+}
+
+impl StopReason {
+    /// The value stored in `passes.stopped_by`.
+    fn key(&self) -> String {
+        match self {
+            StopReason::Account { code, .. } => code.clone(),
+            StopReason::QuotaReserve { .. } => "quota_reserve".to_owned(),
+            StopReason::Paused { .. } => "paused".to_owned(),
+            StopReason::Shutdown => "shutdown".to_owned(),
+        }
+    }
+
+    /// True for the stops that mean "no more calls today or until the account is fixed".
+    pub fn is_account_or_quota(&self) -> bool {
+        !matches!(self, StopReason::Shutdown)
+    }
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Account { code, meaning } => {
+                write!(f, "onebound answered {code} ({meaning}): no further calls")
+            }
+            StopReason::QuotaReserve {
+                today,
+                max,
+                reserve,
+            } => write!(
+                f,
+                "quota reserve reached: {today} of {max} calls used today, {reserve} kept in reserve (quota.reserve)"
+            ),
+            StopReason::Paused { until, cause } => {
+                write!(f, "calls are paused until {until} ({cause})")
+            }
+            StopReason::Shutdown => write!(f, "shutting down"),
+        }
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PassReport {
+    pub pass_id: i64,
+    pub trigger: Trigger,
+    #[serde(flatten)]
+    pub totals: PassTotals,
+    pub stop: Option<StopReason>,
+    pub elapsed_ms: u128,
+}
+
+impl PassReport {
+    /// One line for `fetch` and the daemon's log.
+    pub fn summary(&self) -> String {
+        let t = &self.totals;
+        let mut line = format!(
+            "pass {}: {} videos, {} ok ({} new versions), {} not found, {} failed, {} skipped; {} calls, {} charged, {:.1}s",
+            self.pass_id,
+            t.videos,
+            t.fetched_ok,
+            t.new_versions,
+            t.not_found,
+            t.failed,
+            t.skipped,
+            t.calls,
+            t.charged_calls,
+            self.elapsed_ms as f64 / 1000.0
+        );
+        if let Some(stop) = &self.stop {
+            line.push_str(&format!("; stopped: {stop}"));
+        }
+        line
+    }
+}
+
+/// A pass could not run or finish because the database failed; nothing stored is lost.
+#[derive(Debug, thiserror::Error)]
+#[error("collection pass failed: {0}")]
+pub struct PassError(#[from] StoreError);
+
+/// The knobs of a pass, from the settings.
+#[derive(Debug, Clone)]
+pub struct PassOptions {
+    pub concurrency: usize,
+    pub rate_per_sec: NonZeroU32,
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    pub reserve: u64,
+}
+
+impl PassOptions {
+    /// Takes the `[api]`, `[retry]` and `[quota]` values.
+    pub fn from_settings(settings: &Settings) -> PassOptions {
+        PassOptions {
+            concurrency: settings.api.concurrency.max(1),
+            rate_per_sec: NonZeroU32::new(settings.api.rate_per_sec).unwrap_or(NonZeroU32::MIN),
+            max_attempts: settings.retry.max_attempts.max(1),
+            base_delay: settings.retry.base_delay,
+            max_delay: settings.retry.max_delay,
+            reserve: settings.quota.reserve,
+        }
+    }
+
+    fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
+        backon::ExponentialBuilder::new()
+            .with_min_delay(self.base_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(self.max_attempts as usize)
+            .build()
+    }
+}
+
+/// Runs passes: the store, the client and the options they share.
+#[derive(Clone)]
+pub struct Collector {
+    store: Store,
+    client: ApiClient,
+    options: PassOptions,
+}
+
+/// How one video's part of a pass ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VideoEnd {
+    Stored {
+        new_version: bool,
+    },
+    NotFound,
+    Failed,
+    /// No call was made for it.
+    Skipped,
+}
+
+#[derive(Debug, Default)]
+struct Calls {
+    made: u64,
+    charged: u64,
+}
+
+/// State shared by the tasks of one pass.
+struct PassContext {
+    store: Store,
+    client: ApiClient,
+    options: PassOptions,
+    pass_id: i64,
+    guard: QuotaGuard,
+    pace: Pace,
+    rate: DefaultDirectRateLimiter,
+    /// Cancelled to stop starting calls: shutdown, an account-level code, the reserve, a store error.
+    stop: CancellationToken,
+    stop_reason: Mutex<Option<StopReason>>,
+    store_error: Mutex<Option<StoreError>>,
+    calls: Mutex<Calls>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Each guarded value is replaced whole, so a panic elsewhere cannot leave it half-updated.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PassContext {
+    /// Stops the pass for `reason`; the first reason given is the one reported.
+    fn stop_for(&self, reason: StopReason) {
+        lock(&self.stop_reason).get_or_insert(reason);
+        self.stop.cancel();
+    }
+
+    fn fail(&self, error: StoreError) {
+        error!(error = %crate::client::error_chain(&error), "storing a fetch failed; stopping the pass");
+        lock(&self.store_error).get_or_insert(error);
+        self.stop.cancel();
+    }
+}
+
+impl Collector {
+    /// A collector over `store` calling onebound through `client`.
+    pub fn new(store: Store, client: ApiClient, options: PassOptions) -> Collector {
+        Collector {
+            store,
+            client,
+            options,
+        }
+    }
+
+    /// The store this collector writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs one pass over `only` (or every active video, longest-unfetched first) until done,
+    /// stopped by the money rules, or `shutdown` is cancelled.
+    pub async fn run_pass(
+        &self,
+        trigger: Trigger,
+        only: Option<Vec<VideoId>>,
+        shutdown: &CancellationToken,
+    ) -> Result<PassReport, PassError> {
+        let started = Instant::now();
+        let now = Utc::now();
+        let ids = match only {
+            Some(ids) => ids,
+            None => self.store.due_video_ids().await?,
+        };
+        let videos = ids.len() as u64;
+        let pass_id = self.store.begin_pass(trigger.as_str(), videos, now).await?;
+        info!(pass_id, trigger = trigger.as_str(), videos, "pass started");
+
+        let (today, max) = self.store.day_quota(quota_day(now)).await?;
+        let ctx = Arc::new(PassContext {
+            store: self.store.clone(),
+            client: self.client.clone(),
+            options: self.options.clone(),
+            pass_id,
+            guard: QuotaGuard::new(self.options.reserve, quota_day(now), today, max),
+            pace: Pace::new(self.options.concurrency),
+            rate: RateLimiter::direct(Quota::per_second(self.options.rate_per_sec)),
+            stop: shutdown.child_token(),
+            stop_reason: Mutex::new(None),
+            store_error: Mutex::new(None),
+            calls: Mutex::new(Calls::default()),
+        });
+
+        if let Some(pause) = self.store.active_pause(now).await? {
+            ctx.stop_for(StopReason::Paused {
+                until: pause.until,
+                cause: pause.cause,
+            });
+        } else if let Some(reached) = ctx.guard.is_exhausted(now) {
+            ctx.stop_for(reserve_stop(reached));
+        }
+
+        let mut totals = PassTotals {
+            videos,
+            ..PassTotals::default()
+        };
+        let mut tasks = JoinSet::new();
+        for id in ids {
+            if ctx.stop.is_cancelled() {
+                totals.skipped += 1;
+                continue;
+            }
+            let slot = tokio::select! {
+                slot = ctx.pace.acquire() => slot,
+                () = ctx.stop.cancelled() => { totals.skipped += 1; continue; }
+            };
+            tasks.spawn(collect_video(Arc::clone(&ctx), id, slot));
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(VideoEnd::Stored { new_version }) => {
+                    totals.fetched_ok += 1;
+                    totals.new_versions += u64::from(new_version);
+                }
+                Ok(VideoEnd::NotFound) => totals.not_found += 1,
+                Ok(VideoEnd::Failed) => totals.failed += 1,
+                Ok(VideoEnd::Skipped) => totals.skipped += 1,
+                Err(join_error) => {
+                    error!(error = %join_error, "a video's task panicked; the pass goes on");
+                    totals.failed += 1;
+                }
+            }
+        }
+        {
+            let calls = lock(&ctx.calls);
+            totals.calls = calls.made;
+            totals.charged_calls = calls.charged;
+        }
+        if let Some(error) = lock(&ctx.store_error).take() {
+            return Err(PassError(error));
+        }
+        let stop = lock(&ctx.stop_reason).clone().or_else(|| {
+            (shutdown.is_cancelled() && totals.skipped > 0).then_some(StopReason::Shutdown)
+        });
+        totals.stopped_by = stop.as_ref().map(StopReason::key);
+        self.store.finish_pass(pass_id, &totals, Utc::now()).await?;
+        let report = PassReport {
+            pass_id,
+            trigger,
+            totals,
+            stop,
+            elapsed_ms: started.elapsed().as_millis(),
+        };
+        match &report.stop {
+            Some(stop) if stop.is_account_or_quota() => warn!("{}", report.summary()),
+            _ => info!("{}", report.summary()),
+        }
+        Ok(report)
+    }
+}
+
+fn reserve_stop(reached: ReserveReached) -> StopReason {
+    StopReason::QuotaReserve {
+        today: reached.today,
+        max: reached.max,
+        reserve: reached.reserve,
+    }
+}
+
+/// Fetches one video, retrying transient failures, and stores every attempt.
+async fn collect_video(ctx: Arc<PassContext>, id: VideoId, first_slot: Slot) -> VideoEnd {
+    let mut delays = ctx.options.backoff();
+    let mut slot = Some(first_slot);
+    let mut end = VideoEnd::Skipped;
+    for attempt in 1..=ctx.options.max_attempts {
+        let held = match slot.take() {
+            Some(held) => held,
+            None => tokio::select! {
+                held = ctx.pace.acquire() => held,
+                () = ctx.stop.cancelled() => return end,
+            },
+        };
+        if ctx.stop.is_cancelled() {
+            return end;
+        }
+        let ticket = match ctx.guard.try_begin(Utc::now()) {
+            Ok(ticket) => ticket,
+            Err(reached) => {
+                if attempt > 1 {
+                    record_skipped_retry(&ctx, &id, attempt, &reached).await;
+                }
+                ctx.stop_for(reserve_stop(reached));
+                return end;
+            }
+        };
+        tokio::select! {
+            () = ctx.rate.until_ready() => {},
+            () = ctx.stop.cancelled() => return end,
+        }
+        let started_at = Utc::now();
+        let answer = ctx.client.item_get_video(&id).await;
+        let finished_at = Utc::now();
+        drop(held);
+        let verdict = judge(&id, answer.exchange());
+        let api_info = verdict.api_info.as_deref().map(parse_api_info);
+        if let Some(Some(info)) = &api_info {
+            ctx.guard.observe(finished_at, info);
+        }
+        drop(ticket);
+        {
+            let mut calls = lock(&ctx.calls);
+            calls.made += 1;
+            calls.charged += u64::from(verdict.charged);
+        }
+
+        let content = verdict
+            .item
+            .as_ref()
+            .map(|(item, _)| Content::from_item(item));
+        let content_hash = content.as_ref().map(Content::hash);
+        let record = AttemptRecord {
+            pass_id: Some(ctx.pass_id),
+            video_id: id.as_str(),
+            started_at,
+            finished_at,
+            attempt,
+            outcome: verdict.outcome,
+            http_status: verdict.http_status,
+            error_code: verdict.error_code.as_deref(),
+            error: verdict.error.as_deref(),
+            reason: verdict.reason.as_deref(),
+            message: verdict.message.as_deref(),
+            charged: verdict.charged,
+            request_id: verdict.request_id.as_deref(),
+            snapshot: match (&content, &content_hash, &verdict.item) {
+                (Some(content), Some(content_hash), Some((_, raw))) => Some(SnapshotInput {
+                    content,
+                    content_hash,
+                    raw: raw.get(),
+                }),
+                _ => None,
+            },
+            quota: verdict.api_info.as_deref().map(|text| QuotaInput {
+                api_info: text,
+                parsed: api_info.as_ref().and_then(Option::as_ref),
+                server_time: verdict.server_time.as_deref(),
+            }),
+            video_status: video_status(verdict.next),
+        };
+        let stored = match ctx.store.record_attempt(&record).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                ctx.fail(error);
+                return VideoEnd::Failed;
+            }
+        };
+        if verdict.outcome != Outcome::Ok {
+            log_failure(&id, attempt, &verdict);
+        }
+
+        end = match verdict.next {
+            Next::Store => {
+                ctx.pace.succeeded();
+                let new_version = stored.snapshot.is_some_and(|s| s.is_new_version);
+                return VideoEnd::Stored { new_version };
+            }
+            Next::NotFound => return VideoEnd::NotFound,
+            Next::GiveUp => return VideoEnd::Failed,
+            Next::StopPass => {
+                stop_for_account(&ctx, &verdict, finished_at).await;
+                return VideoEnd::Failed;
+            }
+            Next::Retry | Next::SlowDown => VideoEnd::Failed,
+        };
+        if verdict.next == Next::SlowDown {
+            let limit = ctx.pace.slow_down();
+            warn!(video_id = %id, limit, "rate limited; fewer calls in flight");
+        }
+        let Some(delay) = delays.next() else { break };
+        if attempt < ctx.options.max_attempts {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {},
+                () = ctx.stop.cancelled() => return end,
+            }
+        }
+    }
+    end
+}
+
+fn parse_api_info(text: &str) -> Option<ApiInfo> {
+    match ApiInfo::parse(text) {
+        Ok(info) => Some(info),
+        Err(error) => {
+            warn!(%error, "api_info not understood; kept raw");
+            None
+        }
+    }
+}
+
+fn video_status(next: Next) -> VideoStatus {
+    match next {
+        Next::Store => VideoStatus::Ok,
+        Next::NotFound => VideoStatus::NotFound,
+        // The account failed, not the video: leave its row as it was.
+        Next::StopPass => VideoStatus::Untouched,
+        Next::Retry | Next::SlowDown | Next::GiveUp => VideoStatus::Failing,
+    }
+}
+
+fn log_failure(id: &VideoId, attempt: u32, verdict: &Verdict) {
+    let error_code = verdict.error_code.as_deref().unwrap_or("");
+    let error = verdict.error.as_deref().unwrap_or("");
+    let reason = verdict.reason.as_deref().unwrap_or("");
+    let message = verdict.message.as_deref().unwrap_or("");
+    if verdict.next == Next::StopPass {
+        error!(video_id = %id, error_code, error, reason, attempt, outcome = verdict.outcome.as_str(), "{message}");
+    } else {
+        warn!(video_id = %id, error_code, error, reason, attempt, outcome = verdict.outcome.as_str(), "{message}");
+    }
+}
+
+async fn stop_for_account(ctx: &PassContext, verdict: &Verdict, at: chrono::DateTime<Utc>) {
+    let code = verdict.error_code.clone().unwrap_or_default();
+    let meaning = error_code::meaning(&code);
+    if code == "4013" {
+        let until = timestamp(next_quota_reset(at));
+        let pause = Pause {
+            created_at: timestamp(at),
+            until: until.clone(),
+            cause: "quota_exceeded".to_owned(),
+            error_code: Some(code.clone()),
+            message: format!(
+                "onebound answered 4013 ({meaning}); no calls until the Beijing day rolls over"
+            ),
+        };
+        if let Err(error) = ctx.store.insert_pause(&pause).await {
+            ctx.fail(error);
+        } else {
+            warn!(until, "calls paused until the quota resets");
+        }
+    }
+    ctx.stop_for(StopReason::Account { code, meaning });
+}
+
+async fn record_skipped_retry(
+    ctx: &PassContext,
+    id: &VideoId,
+    attempt: u32,
+    reached: &ReserveReached,
+) {
+    let now = Utc::now();
+    let message = format!("retry not sent: {reached}");
+    let record = AttemptRecord {
+        pass_id: Some(ctx.pass_id),
+        video_id: id.as_str(),
+        started_at: now,
+        finished_at: now,
+        attempt,
+        outcome: Outcome::Skipped,
+        http_status: None,
+        error_code: None,
+        error: Some("quota_reserve"),
+        reason: None,
+        message: Some(&message),
+        charged: false,
+        request_id: None,
+        snapshot: None,
+        quota: None,
+        video_status: VideoStatus::Untouched,
+    };
+    if let Err(error) = ctx.store.record_attempt(&record).await {
+        ctx.fail(error);
+    }
+}

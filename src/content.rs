@@ -1,0 +1,722 @@
+//! A video's metadata in normalized form, its content hash, and which fields changed between
+//! two versions. Normalized URLs are comparison keys, not fetchable addresses: shard hosts are
+//! canonicalized and signatures dropped, so the real URLs live only in the stored raw item.
+
+use url::Url;
+
+use crate::response::Item;
+
+/// The content fields in column order, as named in the `snapshots` table.
+pub const FIELD_NAMES: [&str; 15] = [
+    "title",
+    "nick",
+    "signature",
+    "detail_url",
+    "item_type",
+    "author_uid",
+    "short_id",
+    "video_url",
+    "video_url_raw",
+    "cover_url",
+    "music_title",
+    "music_nick",
+    "music_url",
+    "music_cover_url",
+    "item_imgs",
+];
+
+/// Query parameters dropped by [`normalize_url`] (compared ignoring ASCII case): expiry and
+/// signatures, the sharer's device and session, share-context and tracking tags.
+const VOLATILE_PARAMS: [&str; 22] = [
+    "x-expires",
+    "x-signature",
+    "a_bogus",
+    "x-bogus",
+    "msToken",
+    "_signature",
+    "biz_sign",
+    "l",
+    "from",
+    "from_ssr",
+    "did",
+    "iid",
+    "mid",
+    "u_code",
+    "with_sec_did",
+    "region",
+    "titleType",
+    "s",
+    "se",
+    "sc",
+    "ts",
+    "timestamp",
+];
+
+/// Query parameter prefixes dropped by [`normalize_url`] (compared ignoring ASCII case).
+const VOLATILE_PREFIXES: [&str; 3] = ["x-orig-", "share_", "utm_"];
+
+/// Media CDN domains whose hosts are numbered shards (`p3-sign.douyinpic.com`, `p26-sign.douyinpic.com`).
+const SHARD_DOMAINS: [&str; 7] = [
+    "douyinpic.com",
+    "douyinstatic.com",
+    "douyinvod.com",
+    "zjcdn.com",
+    "snssdk.com",
+    "byteimg.com",
+    "pstatp.com",
+];
+
+/// The start of every hashed encoding, naming it so that a future encoding cannot collide.
+const HASH_DOMAIN: &[u8] = b"douyin-watch snapshot content v1\0";
+
+/// A video's metadata in the normalized form that versions are compared by; field names match the `snapshots` columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Content {
+    /// Video title, trimmed.
+    pub title: Option<String>,
+    /// Author's nickname, trimmed.
+    pub nick: Option<String>,
+    /// Author's profile signature, trimmed.
+    pub signature: Option<String>,
+    /// Share page URL, normalized.
+    pub detail_url: Option<String>,
+    /// Kind of post, such as "video".
+    pub item_type: Option<String>,
+    /// Author's user id (the item's `uid`).
+    pub author_uid: Option<String>,
+    /// Author's short id.
+    pub short_id: Option<String>,
+    /// Watermarked play URL, normalized.
+    pub video_url: Option<String>,
+    /// Play URL without watermark, normalized.
+    pub video_url_raw: Option<String>,
+    /// Cover image URL, normalized.
+    pub cover_url: Option<String>,
+    /// Music title, trimmed.
+    pub music_title: Option<String>,
+    /// Music author's nickname, trimmed.
+    pub music_nick: Option<String>,
+    /// Music file URL, normalized.
+    pub music_url: Option<String>,
+    /// Music cover image URL, normalized.
+    pub music_cover_url: Option<String>,
+    /// Image URLs, normalized, in the item's order.
+    pub item_imgs: Vec<String>,
+}
+
+/// One field's value, borrowed, for hashing and comparing in [`FIELD_NAMES`] order.
+#[derive(PartialEq)]
+enum Field<'a> {
+    /// A text field.
+    Text(Option<&'a str>),
+    /// A list field.
+    List(&'a [String]),
+}
+
+impl Content {
+    /// Normalizes an item: text fields trimmed, URL fields through [`normalize_url`], blanks as None.
+    pub fn from_item(item: &Item) -> Content {
+        Content {
+            title: text(&item.title),
+            nick: text(&item.nick),
+            signature: text(&item.signature),
+            detail_url: link(&item.detail_url),
+            item_type: text(&item.item_type),
+            author_uid: text(&item.uid),
+            short_id: text(&item.short_id),
+            video_url: link(&item.video_url),
+            video_url_raw: link(&item.video_url_raw),
+            cover_url: link(&item.cover_url),
+            music_title: text(&item.music_title),
+            music_nick: text(&item.music_nick),
+            music_url: link(&item.music_url),
+            music_cover_url: link(&item.music_cover_url),
+            item_imgs: item
+                .item_imgs
+                .iter()
+                .map(|url| normalize_url(url))
+                .filter(|url| !url.is_empty())
+                .collect(),
+        }
+    }
+
+    /// Lowercase hex blake3 of an unambiguous length-prefixed encoding of every field in order.
+    pub fn hash(&self) -> String {
+        let mut encoded = Vec::with_capacity(1024);
+        encoded.extend_from_slice(HASH_DOMAIN);
+        for field in self.fields() {
+            match field {
+                Field::Text(None) => encoded.push(0),
+                Field::Text(Some(value)) => {
+                    encoded.push(1);
+                    encode_str(&mut encoded, value);
+                }
+                Field::List(values) => {
+                    encoded.push(2);
+                    encoded.extend_from_slice(&(values.len() as u64).to_le_bytes());
+                    for value in values {
+                        encode_str(&mut encoded, value);
+                    }
+                }
+            }
+        }
+        blake3::hash(&encoded).to_hex().to_string()
+    }
+
+    /// Names of the fields that differ from `previous`, in [`FIELD_NAMES`] order.
+    pub fn changed_fields(&self, previous: &Content) -> Vec<&'static str> {
+        FIELD_NAMES
+            .into_iter()
+            .zip(self.fields().into_iter().zip(previous.fields()))
+            .filter(|(_, (now, before))| now != before)
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Every field, in [`FIELD_NAMES`] order.
+    fn fields(&self) -> [Field<'_>; FIELD_NAMES.len()] {
+        [
+            Field::Text(self.title.as_deref()),
+            Field::Text(self.nick.as_deref()),
+            Field::Text(self.signature.as_deref()),
+            Field::Text(self.detail_url.as_deref()),
+            Field::Text(self.item_type.as_deref()),
+            Field::Text(self.author_uid.as_deref()),
+            Field::Text(self.short_id.as_deref()),
+            Field::Text(self.video_url.as_deref()),
+            Field::Text(self.video_url_raw.as_deref()),
+            Field::Text(self.cover_url.as_deref()),
+            Field::Text(self.music_title.as_deref()),
+            Field::Text(self.music_nick.as_deref()),
+            Field::Text(self.music_url.as_deref()),
+            Field::Text(self.music_cover_url.as_deref()),
+            Field::List(&self.item_imgs),
+        ]
+    }
+}
+
+/// Appends a length-prefixed string to `encoded`.
+fn encode_str(encoded: &mut Vec<u8>, value: &str) {
+    encoded.extend_from_slice(&(value.len() as u64).to_le_bytes());
+    encoded.extend_from_slice(value.as_bytes());
+}
+
+/// A text field trimmed, None when blank.
+fn text(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// A URL field normalized, None when blank.
+fn link(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(normalize_url)
+        .filter(|v| !v.is_empty())
+}
+
+/// Strips the volatile parts of an http(s) URL: shard digits of CDN hosts (`p26-sign.douyinpic.com` → `p-sign.douyinpic.com`), signature, expiry, device and tracking parameters, and an empty `?` or `#`; other input is only trimmed.
+pub fn normalize_url(url: &str) -> String {
+    let url = url.trim();
+    match url.strip_prefix("//") {
+        Some(rest) => normalize_absolute(&format!("https://{rest}"))
+            .and_then(|n| n.strip_prefix("https:").map(str::to_owned)),
+        None => normalize_absolute(url),
+    }
+    .unwrap_or_else(|| url.to_owned())
+}
+
+/// [`normalize_url`] for an absolute URL; None when it does not parse or is not http(s).
+fn normalize_absolute(text: &str) -> Option<String> {
+    let mut url = Url::parse(text).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    if let Some(host) = url.host_str().and_then(unsharded_host) {
+        url.set_host(Some(&host)).ok()?;
+    }
+    let kept = url.query().and_then(|query| {
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| {
+                !pair.is_empty()
+                    && !is_volatile(pair.split_once('=').map_or(*pair, |(name, _)| name))
+            })
+            .collect();
+        (kept.len() != query.split('&').count()).then(|| kept.join("&"))
+    });
+    if let Some(kept) = kept {
+        url.set_query(Some(kept.as_str()).filter(|q| !q.is_empty()));
+    }
+    if url.fragment() == Some("") {
+        url.set_fragment(None);
+    }
+    Some(url.into())
+}
+
+/// A CDN shard host without its shard number, or None if `host` is not one: the first label is
+/// `<letters><digits>`, optionally followed by `-<anything>`, directly under a [`SHARD_DOMAINS`]
+/// domain (`p26-sign.douyinpic.com` → `p-sign.douyinpic.com`, `p3.douyinpic.com` → `p.douyinpic.com`).
+fn unsharded_host(host: &str) -> Option<String> {
+    let (label, domain) = host.split_once('.')?;
+    if !SHARD_DOMAINS.contains(&domain) {
+        return None;
+    }
+    let letters = label.bytes().take_while(u8::is_ascii_lowercase).count();
+    let digits = label[letters..]
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .count();
+    let suffix = &label[letters + digits..];
+    (letters > 0 && digits > 0 && (suffix.is_empty() || suffix.starts_with('-')))
+        .then(|| format!("{}{suffix}.{domain}", &label[..letters]))
+}
+
+/// Whether a query parameter name is in the volatile list.
+fn is_volatile(name: &str) -> bool {
+    VOLATILE_PARAMS.iter().any(|v| v.eq_ignore_ascii_case(name))
+        || VOLATILE_PREFIXES.iter().any(|prefix| {
+            name.get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::response::decode;
+    use proptest::prelude::*;
+
+    const OK: &[u8] = include_bytes!("../tests/fixtures/item_get_video.ok.json");
+
+    /// The item of the ok fixture.
+    fn fixture_item() -> Item {
+        decode(OK).unwrap().item.unwrap()
+    }
+
+    #[test]
+    fn normalize_url_cases() {
+        let cases = [
+            // The fixture's URLs.
+            (
+                "https://www.iesdouyin.com/share/video/7118694749548072205/?region=&mid=7118694851976284941&u_code=0&did=MS4wLjABAAAANwkJuWIRFOzg5uCpDRpMj4OX-QryoDgn-yYlXQnRwQQ&iid=MS4wLjABAAAANwkJuWIRFOzg5uCpDRpMj4OX-QryoDgn-yYlXQnRwQQ&with_sec_did=1&titleType=title",
+                "https://www.iesdouyin.com/share/video/7118694749548072205/",
+            ),
+            (
+                "https://aweme.snssdk.com/aweme/v1/playwm/?video_id=v0200fg10000cb5atp3c77ubg4uvvnhg&ratio=720p&line=0",
+                "https://aweme.snssdk.com/aweme/v1/playwm/?video_id=v0200fg10000cb5atp3c77ubg4uvvnhg&ratio=720p&line=0",
+            ),
+            (
+                "https://p26-sign.douyinpic.com/tos-cn-p-0015/fd7cd149586445ffa92a54d0b0c505e9~c5_300x400.jpeg?x-expires=1665640800&x-signature=jK%2BWPYf9Mm0A1qaUdLTMxYEYEiQ%3D&from=3213915784_large&s=PackSourceEnum_DOUYIN_REFLOW&se=false&sc=cover&l=202209291425290102091581361D06B75C",
+                "https://p-sign.douyinpic.com/tos-cn-p-0015/fd7cd149586445ffa92a54d0b0c505e9~c5_300x400.jpeg",
+            ),
+            (
+                "https://sf3-cdn-tos.douyinstatic.com/obj/ies-music/7118694844603681549.mp3",
+                "https://sf-cdn-tos.douyinstatic.com/obj/ies-music/7118694844603681549.mp3",
+            ),
+            (
+                "https://p3.douyinpic.com/aweme/1080x1080/aweme-avatar/a.jpeg?from=116350172",
+                "https://p.douyinpic.com/aweme/1080x1080/aweme-avatar/a.jpeg",
+            ),
+            // Shard hosts.
+            (
+                "https://p3-sign.douyinpic.com/a.jpeg",
+                "https://p-sign.douyinpic.com/a.jpeg",
+            ),
+            (
+                "https://p9.douyinpic.com/a.jpeg",
+                "https://p.douyinpic.com/a.jpeg",
+            ),
+            (
+                "https://sf6-cdn-tos.douyinstatic.com/a.mp3",
+                "https://sf-cdn-tos.douyinstatic.com/a.mp3",
+            ),
+            (
+                "https://v26-web.douyinvod.com/a/video/",
+                "https://v-web.douyinvod.com/a/video/",
+            ),
+            (
+                "https://v3-web.douyinvod.com/a/video/",
+                "https://v-web.douyinvod.com/a/video/",
+            ),
+            (
+                "https://v5-dy-o-abtest.zjcdn.com/a",
+                "https://v-dy-o-abtest.zjcdn.com/a",
+            ),
+            (
+                "https://api5-normal-c-lf.snssdk.com/a",
+                "https://api-normal-c-lf.snssdk.com/a",
+            ),
+            (
+                "https://p3-pc.byteimg.com/a.jpeg",
+                "https://p-pc.byteimg.com/a.jpeg",
+            ),
+            (
+                "https://p1.pstatp.com/a.jpeg",
+                "https://p.pstatp.com/a.jpeg",
+            ),
+            (
+                "https://P3-SIGN.DouyinPic.com/a.jpeg",
+                "https://p-sign.douyinpic.com/a.jpeg",
+            ),
+            // Hosts that are not shards keep their digits.
+            ("https://aweme.snssdk.com/a", "https://aweme.snssdk.com/a"),
+            ("https://p3.example.com/a", "https://p3.example.com/a"),
+            (
+                "https://p3.douyinpic.com.example.com/a",
+                "https://p3.douyinpic.com.example.com/a",
+            ),
+            (
+                "https://a.p3.douyinpic.com/a",
+                "https://a.p3.douyinpic.com/a",
+            ),
+            ("https://3p.douyinpic.com/a", "https://3p.douyinpic.com/a"),
+            ("https://p3x.douyinpic.com/a", "https://p3x.douyinpic.com/a"),
+            ("https://douyinpic.com/a", "https://douyinpic.com/a"),
+            ("http://10.0.0.3:8080/a?from=1", "http://10.0.0.3:8080/a"),
+            (
+                "https://www.douyin.com/video/7118694749548072205",
+                "https://www.douyin.com/video/7118694749548072205",
+            ),
+            // Volatile parameters go, meaningful ones stay in their order.
+            (
+                "https://example.com/a?b=2&ts=1&a=1&timestamp=9",
+                "https://example.com/a?b=2&a=1",
+            ),
+            (
+                "https://example.com/a?utm_source=x&share_sign=y&share_version=1&id=3",
+                "https://example.com/a?id=3",
+            ),
+            (
+                "https://example.com/a?x-orig-expires=1&x-orig-sign=2&line=0",
+                "https://example.com/a?line=0",
+            ),
+            (
+                "https://example.com/a?biz_sign=1&a_bogus=2&X-Bogus=3&msToken=4&_signature=5&from_ssr=1",
+                "https://example.com/a",
+            ),
+            (
+                "https://example.com/a?TITLETYPE=title&Region=CN&ratio=720p",
+                "https://example.com/a?ratio=720p",
+            ),
+            (
+                "https://example.com/a?sec_uid=MS4w&sign=1",
+                "https://example.com/a?sec_uid=MS4w&sign=1",
+            ),
+            (
+                "https://example.com/a?l&flag&&z=",
+                "https://example.com/a?flag&z=",
+            ),
+            ("https://example.com/a?", "https://example.com/a"),
+            ("https://example.com/a?x-expires=1", "https://example.com/a"),
+            (
+                "https://example.com/a?from=1&sc=2&se=3&s=4",
+                "https://example.com/a",
+            ),
+            (
+                "https://example.com/a?v=%2B1+2",
+                "https://example.com/a?v=%2B1+2",
+            ),
+            // Fragments: an empty one goes, others stay.
+            ("https://example.com/a?from=1#", "https://example.com/a"),
+            (
+                "https://example.com/a?from=1#top",
+                "https://example.com/a#top",
+            ),
+            (
+                "https://example.com/a#x?from=1",
+                "https://example.com/a#x?from=1",
+            ),
+            // Scheme-relative URLs are normalized and stay scheme-relative.
+            (
+                "//p3.douyinpic.com/a.jpeg?from=1",
+                "//p.douyinpic.com/a.jpeg",
+            ),
+            // Whitespace, unparseable and non-http input is only trimmed.
+            ("  https://example.com/a?l=1 \n", "https://example.com/a"),
+            ("", ""),
+            ("   ", ""),
+            ("not a url?from=1", "not a url?from=1"),
+            (
+                " http://exa mple.com/?from=1 ",
+                "http://exa mple.com/?from=1",
+            ),
+            ("/relative/path?from=1", "/relative/path?from=1"),
+            (
+                "ftp://p3.douyinpic.com/a?from=1",
+                "ftp://p3.douyinpic.com/a?from=1",
+            ),
+            ("data:image/png;base64,AAAA", "data:image/png;base64,AAAA"),
+        ];
+        for (input, expected) in cases {
+            let normalized = normalize_url(input);
+            assert_eq!(normalized, expected, "{input}");
+            assert_eq!(
+                normalize_url(&normalized),
+                normalized,
+                "idempotent for {input}"
+            );
+        }
+    }
+
+    #[test]
+    fn from_item_normalizes_the_fixture() {
+        let content = Content::from_item(&fixture_item());
+        let expected = Content {
+            title: Some("#好看的小姐姐 #这谁顶得住啊 #身材很哇塞 #美女 #大长腿".into()),
+            nick: Some("喵喵喵喵咪".into()),
+            signature: Some(
+                "❤️感谢官方提供的网络平台\n❤️素材来源于网络\n❤️感谢每一位粉丝的支持你我共同努力"
+                    .into(),
+            ),
+            detail_url: Some("https://www.iesdouyin.com/share/video/7118694749548072205/".into()),
+            item_type: Some("video".into()),
+            author_uid: Some("2362203779104899".into()),
+            short_id: Some("65143561044".into()),
+            video_url: Some("https://aweme.snssdk.com/aweme/v1/playwm/?video_id=v0200fg10000cb5atp3c77ubg4uvvnhg&ratio=720p&line=0".into()),
+            video_url_raw: Some("https://aweme.snssdk.com/aweme/v1/play/?video_id=v0200fg10000cb5atp3c77ubg4uvvnhg&ratio=720p&line=0".into()),
+            cover_url: Some("https://p-sign.douyinpic.com/tos-cn-p-0015/fd7cd149586445ffa92a54d0b0c505e9~c5_300x400.jpeg".into()),
+            music_title: Some("@喵喵喵喵咪创作的原声一喵喵喵喵咪(原声中的歌曲:Anzap - Jessie Diamond Dj Remix-Zunda Project)".into()),
+            music_nick: Some("喵喵喵喵咪".into()),
+            music_url: Some("https://sf-cdn-tos.douyinstatic.com/obj/ies-music/7118694844603681549.mp3".into()),
+            music_cover_url: Some("https://p.douyinpic.com/aweme/1080x1080/aweme-avatar/tos-cn-avt-0015_bd0af63490a2eac04fb4c2cd54c03d1e.jpeg".into()),
+            item_imgs: Vec::new(),
+        };
+        assert_eq!(content, expected);
+    }
+
+    #[test]
+    fn from_item_trims_text_and_drops_blanks() {
+        let item = Item {
+            title: Some("  t \n".into()),
+            nick: Some("   ".into()),
+            uid: Some(" 42 ".into()),
+            detail_url: Some(" ".into()),
+            item_imgs: vec![" https://p3.douyinpic.com/a.jpeg?l=1 ".into(), "  ".into()],
+            ..Item::default()
+        };
+        let expected = Content {
+            title: Some("t".into()),
+            author_uid: Some("42".into()),
+            item_imgs: vec!["https://p.douyinpic.com/a.jpeg".into()],
+            ..Content::default()
+        };
+        assert_eq!(Content::from_item(&item), expected);
+    }
+
+    #[test]
+    fn volatile_cover_url_changes_hash_the_same() {
+        let item = fixture_item();
+        let mut changed = item.clone();
+        changed.cover_url = Some("https://p3-sign.douyinpic.com/tos-cn-p-0015/fd7cd149586445ffa92a54d0b0c505e9~c5_300x400.jpeg?x-expires=1700000000&x-signature=AAAA%3D&from=3213915784_large&s=PackSourceEnum_DOUYIN_REFLOW&se=false&sc=cover&l=20231114000000010209158136FFFFFF".into());
+        changed.music_cover_url = Some("https://p9.douyinpic.com/aweme/1080x1080/aweme-avatar/tos-cn-avt-0015_bd0af63490a2eac04fb4c2cd54c03d1e.jpeg?from=999".into());
+        changed.music_url = Some(
+            "https://sf6-cdn-tos.douyinstatic.com/obj/ies-music/7118694844603681549.mp3".into(),
+        );
+        let (before, after) = (Content::from_item(&item), Content::from_item(&changed));
+        assert_eq!(after.changed_fields(&before), Vec::<&str>::new());
+        assert_eq!(after.hash(), before.hash());
+    }
+
+    #[test]
+    fn title_change_hashes_differently_and_is_named() {
+        let item = fixture_item();
+        let mut changed = item.clone();
+        changed.title = Some("新标题".into());
+        let (before, after) = (Content::from_item(&item), Content::from_item(&changed));
+        assert_ne!(after.hash(), before.hash());
+        assert_eq!(after.changed_fields(&before), ["title"]);
+    }
+
+    #[test]
+    fn blank_and_missing_are_the_same() {
+        let blank = Item {
+            title: Some(String::new()),
+            cover_url: Some("  ".into()),
+            ..Item::default()
+        };
+        let (blank, missing) = (
+            Content::from_item(&blank),
+            Content::from_item(&Item::default()),
+        );
+        assert_eq!(blank, missing);
+        assert_eq!(blank.hash(), missing.hash());
+    }
+
+    #[test]
+    fn hash_is_lowercase_hex_blake3() {
+        let hash = Content::default().hash();
+        assert_eq!(hash.len(), 64, "{hash}");
+        assert!(
+            hash.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{hash}"
+        );
+    }
+
+    #[test]
+    fn hash_distinguishes_shifted_boundaries() {
+        let text = |value: &str| Some(value.to_owned());
+        let pairs = [
+            (
+                Content {
+                    title: text("ab"),
+                    nick: text("c"),
+                    ..Content::default()
+                },
+                Content {
+                    title: text("a"),
+                    nick: text("bc"),
+                    ..Content::default()
+                },
+            ),
+            (
+                Content {
+                    title: text("a"),
+                    ..Content::default()
+                },
+                Content {
+                    nick: text("a"),
+                    ..Content::default()
+                },
+            ),
+            (
+                Content {
+                    title: Some(String::new()),
+                    ..Content::default()
+                },
+                Content::default(),
+            ),
+            (
+                Content {
+                    item_imgs: vec!["ab".into(), "c".into()],
+                    ..Content::default()
+                },
+                Content {
+                    item_imgs: vec!["a".into(), "bc".into()],
+                    ..Content::default()
+                },
+            ),
+            (
+                Content {
+                    item_imgs: vec![String::new()],
+                    ..Content::default()
+                },
+                Content::default(),
+            ),
+            (
+                Content {
+                    music_cover_url: text("x"),
+                    ..Content::default()
+                },
+                Content {
+                    item_imgs: vec!["x".into()],
+                    ..Content::default()
+                },
+            ),
+        ];
+        for (one, other) in pairs {
+            assert_ne!(one.hash(), other.hash(), "{one:?} vs {other:?}");
+            assert!(
+                !one.changed_fields(&other).is_empty(),
+                "{one:?} vs {other:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn changed_fields_names_every_field_in_order() {
+        let text = |value: &str| Some(value.to_owned());
+        let full = Content {
+            title: text("a"),
+            nick: text("a"),
+            signature: text("a"),
+            detail_url: text("a"),
+            item_type: text("a"),
+            author_uid: text("a"),
+            short_id: text("a"),
+            video_url: text("a"),
+            video_url_raw: text("a"),
+            cover_url: text("a"),
+            music_title: text("a"),
+            music_nick: text("a"),
+            music_url: text("a"),
+            music_cover_url: text("a"),
+            item_imgs: vec!["a".into()],
+        };
+        assert_eq!(full.changed_fields(&Content::default()), FIELD_NAMES);
+        assert_eq!(Content::default().changed_fields(&full), FIELD_NAMES);
+    }
+
+    /// Arbitrary contents over a small alphabet, so that near-collisions are common.
+    fn any_content() -> impl Strategy<Value = Content> {
+        (
+            prop::array::uniform14(prop::option::of("[ab]{0,3}")),
+            prop::collection::vec("[ab]{0,3}", 0..3),
+        )
+            .prop_map(|(texts, item_imgs)| {
+                let [
+                    title,
+                    nick,
+                    signature,
+                    detail_url,
+                    item_type,
+                    author_uid,
+                    short_id,
+                    video_url,
+                    video_url_raw,
+                    cover_url,
+                    music_title,
+                    music_nick,
+                    music_url,
+                    music_cover_url,
+                ] = texts;
+                Content {
+                    title,
+                    nick,
+                    signature,
+                    detail_url,
+                    item_type,
+                    author_uid,
+                    short_id,
+                    video_url,
+                    video_url_raw,
+                    cover_url,
+                    music_title,
+                    music_nick,
+                    music_url,
+                    music_cover_url,
+                    item_imgs,
+                }
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn hash_is_deterministic_and_self_comparison_is_empty(content in any_content()) {
+            prop_assert_eq!(content.hash(), content.clone().hash());
+            prop_assert!(content.changed_fields(&content).is_empty());
+        }
+
+        #[test]
+        fn hash_agrees_with_changed_fields(one in any_content(), other in any_content()) {
+            prop_assert_eq!(one.hash() == other.hash(), one.changed_fields(&other).is_empty());
+            prop_assert_eq!(one == other, one.changed_fields(&other).is_empty());
+        }
+
+        #[test]
+        fn normalize_url_is_idempotent(
+            url in concat!(
+                r"(https?:)?//[a-z]{1,3}[0-9]{0,2}(-[a-z]{1,3})?\.(douyinpic|example)\.com",
+                r"/[a-z/]{0,6}(\?[a-z_\-]{1,8}=[a-z0-9%]{0,3}(&[a-z_\-]{1,8}=[a-z0-9]{0,3}){0,3})?",
+                r"(#[a-z]{0,2})?",
+            ),
+        ) {
+            let once = normalize_url(&url);
+            prop_assert_eq!(normalize_url(&once), once.clone());
+        }
+    }
+}

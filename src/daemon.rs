@@ -1,0 +1,125 @@
+//! The daemon: a collection pass on every cron tick until shutdown. Cron is only the trigger.
+//!
+//! tokio-cron-scheduler starts a job again while the previous run still goes on and does not wait
+//! for running jobs on shutdown, so passes are guarded here: a tick that finds a pass running is
+//! skipped (and logged) rather than overlapped, and passes are tracked so that shutdown stops new
+//! calls, lets calls in flight finish for `shutdown.grace`, then abandons them. Abandoning is safe:
+//! each fetch's rows are written in one transaction, so nothing half-written is left.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::Mutex;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::collector::{Collector, PassReport, Trigger};
+
+/// What the daemon needs besides the collector.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// A 6-field cron expression (seconds first).
+    pub cron: String,
+    pub timezone: chrono_tz::Tz,
+    pub run_on_start: bool,
+    /// How long calls in flight may take to finish after shutdown is asked for.
+    pub grace: Duration,
+}
+
+/// Called with the report of every pass that completes.
+pub type OnPass = Arc<dyn Fn(&PassReport) + Send + Sync>;
+
+/// Runs passes on `schedule` until `shutdown` is cancelled, then waits up to the grace period.
+pub async fn run(
+    collector: Collector,
+    schedule: Schedule,
+    shutdown: CancellationToken,
+    on_pass: OnPass,
+) -> anyhow::Result<()> {
+    let passes = Passes {
+        collector,
+        running: Arc::new(Mutex::new(())),
+        tracker: TaskTracker::new(),
+        shutdown: shutdown.clone(),
+        on_pass,
+    };
+    if schedule.run_on_start {
+        passes.start(Trigger::Start);
+    }
+    let mut scheduler = JobScheduler::new()
+        .await
+        .context("cannot start the cron scheduler")?;
+    let on_tick = passes.clone();
+    let job = Job::new_async_tz(schedule.cron.as_str(), schedule.timezone, move |_, _| {
+        on_tick.start(Trigger::Schedule);
+        Box::pin(async {})
+    })
+    .with_context(|| format!("cannot schedule cron {:?}", schedule.cron))?;
+    scheduler
+        .add(job)
+        .await
+        .context("cannot add the pass job to the scheduler")?;
+    scheduler
+        .start()
+        .await
+        .context("cannot start the cron scheduler")?;
+    info!(cron = %schedule.cron, timezone = %schedule.timezone, "daemon running; SIGINT or SIGTERM stops it");
+
+    shutdown.cancelled().await;
+    info!("shutting down: no new calls; waiting for calls in flight");
+    if let Err(e) = scheduler.shutdown().await {
+        warn!(error = %e, "the cron scheduler did not stop cleanly");
+    }
+    passes.tracker.close();
+    if tokio::time::timeout(schedule.grace, passes.tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            grace = ?schedule.grace,
+            "calls still in flight after the grace period are abandoned; their fetches are not stored"
+        );
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// Starts passes one at a time.
+#[derive(Clone)]
+struct Passes {
+    collector: Collector,
+    running: Arc<Mutex<()>>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    on_pass: OnPass,
+}
+
+impl Passes {
+    /// Starts a pass unless one is running (then the tick is skipped) or shutdown began.
+    fn start(&self, trigger: Trigger) {
+        if self.shutdown.is_cancelled() {
+            return;
+        }
+        let Ok(running) = Arc::clone(&self.running).try_lock_owned() else {
+            warn!(
+                trigger = ?trigger,
+                "tick skipped: the previous pass is still running"
+            );
+            return;
+        };
+        let this = self.clone();
+        self.tracker.spawn(async move {
+            let _running = running;
+            match this.collector.run_pass(trigger, None, &this.shutdown).await {
+                Ok(report) => (this.on_pass)(&report),
+                Err(e) => error!(
+                    error = %crate::client::error_chain(&e),
+                    "pass failed; the next tick tries again"
+                ),
+            }
+        });
+    }
+}

@@ -1,0 +1,245 @@
+//! The quota day and the guard that keeps calls within `max - reserve`.
+//!
+//! onebound counts calls per Beijing (Asia/Shanghai) calendar day. The guard knows the latest
+//! `today`/`max` figures and the calls in flight, and refuses a call that could spend the reserve.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use chrono_tz::Asia::Shanghai;
+
+use crate::api_info::ApiInfo;
+
+/// The Beijing calendar date of `at`: the day onebound's quota counters belong to.
+pub fn quota_day(at: DateTime<Utc>) -> NaiveDate {
+    at.with_timezone(&Shanghai).date_naive()
+}
+
+/// The next Beijing midnight after `at`, when the quota counters reset.
+pub fn next_quota_reset(at: DateTime<Utc>) -> DateTime<Utc> {
+    let tomorrow = quota_day(at)
+        .checked_add_days(Days::new(1))
+        .unwrap_or(NaiveDate::MAX);
+    // Asia/Shanghai has had no DST since 1991, so midnight always exists exactly once.
+    Shanghai
+        .from_local_datetime(&tomorrow.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(at)
+}
+
+/// The quota figures a call was refused by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "quota reserve reached: {today} of {max} calls used today (Beijing time), {in_flight} in flight, {reserve} kept in reserve"
+)]
+pub struct ReserveReached {
+    pub today: u64,
+    pub max: u64,
+    pub in_flight: u64,
+    pub reserve: u64,
+}
+
+#[derive(Debug)]
+struct Known {
+    day: NaiveDate,
+    today: Option<u64>,
+    max: Option<u64>,
+    in_flight: u64,
+}
+
+/// Counts calls against the latest known quota so that `max - today <= reserve` never calls.
+#[derive(Debug)]
+pub struct QuotaGuard {
+    reserve: u64,
+    known: Mutex<Known>,
+}
+
+/// A call admitted by the guard; dropping it ends the call's "in flight" count.
+#[derive(Debug)]
+pub struct CallTicket<'a> {
+    guard: &'a QuotaGuard,
+}
+
+impl Drop for CallTicket<'_> {
+    fn drop(&mut self) {
+        let mut known = self.guard.lock();
+        known.in_flight = known.in_flight.saturating_sub(1);
+    }
+}
+
+impl QuotaGuard {
+    /// A guard keeping `reserve` calls back, starting from the latest figures known for `day`.
+    pub fn new(reserve: u64, day: NaiveDate, today: Option<u64>, max: Option<u64>) -> QuotaGuard {
+        QuotaGuard {
+            reserve,
+            known: Mutex::new(Known {
+                day,
+                today,
+                max,
+                in_flight: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Known> {
+        // The state is plain counters: a panic elsewhere cannot leave it inconsistent.
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits one call at `now`, or says why not. Unknown figures admit the call.
+    pub fn try_begin(&self, now: DateTime<Utc>) -> Result<CallTicket<'_>, ReserveReached> {
+        let mut known = self.lock();
+        roll_over(&mut known, quota_day(now));
+        if let (Some(today), Some(max)) = (known.today, known.max) {
+            let committed = today.saturating_add(known.in_flight);
+            if max.saturating_sub(committed) <= self.reserve {
+                return Err(ReserveReached {
+                    today,
+                    max,
+                    in_flight: known.in_flight,
+                    reserve: self.reserve,
+                });
+            }
+        }
+        known.in_flight += 1;
+        Ok(CallTicket { guard: self })
+    }
+
+    /// Takes in the figures of an answer received at `now`.
+    pub fn observe(&self, now: DateTime<Utc>, info: &ApiInfo) {
+        let mut known = self.lock();
+        roll_over(&mut known, quota_day(now));
+        if let Some(today) = info.today {
+            // Answers overtake each other; the counter only grows within a day.
+            known.today = Some(known.today.map_or(today, |t| t.max(today)));
+        }
+        if info.max.is_some() {
+            known.max = info.max;
+        }
+    }
+
+    /// Whether no call at all can be made now (the reserve is reached with nothing in flight).
+    pub fn is_exhausted(&self, now: DateTime<Utc>) -> Option<ReserveReached> {
+        let mut known = self.lock();
+        roll_over(&mut known, quota_day(now));
+        match (known.today, known.max) {
+            (Some(today), Some(max)) if max.saturating_sub(today) <= self.reserve => {
+                Some(ReserveReached {
+                    today,
+                    max,
+                    in_flight: known.in_flight,
+                    reserve: self.reserve,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+fn roll_over(known: &mut Known, day: NaiveDate) {
+    if day != known.day {
+        known.day = day;
+        known.today = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .expect("valid timestamp")
+            .with_timezone(&Utc)
+    }
+
+    fn date(text: &str) -> NaiveDate {
+        text.parse().expect("valid date")
+    }
+
+    #[test]
+    fn the_quota_day_is_the_beijing_date() {
+        let cases = [
+            ("2026-11-29T15:59:59Z", "2026-11-29"),
+            ("2026-11-29T16:00:00Z", "2026-11-30"),
+            ("2026-12-31T23:00:00Z", "2027-01-01"),
+            ("2026-11-29T00:00:00Z", "2026-11-29"),
+        ];
+        for (at, day) in cases {
+            assert_eq!(quota_day(utc(at)), date(day), "at {at}");
+        }
+    }
+
+    #[test]
+    fn the_quota_resets_at_the_next_beijing_midnight() {
+        let cases = [
+            ("2026-11-29T10:00:00Z", "2026-11-29T16:00:00Z"),
+            ("2026-11-29T15:59:59Z", "2026-11-29T16:00:00Z"),
+            ("2026-11-29T16:00:00Z", "2026-11-30T16:00:00Z"),
+        ];
+        for (at, reset) in cases {
+            assert_eq!(next_quota_reset(utc(at)), utc(reset), "at {at}");
+        }
+    }
+
+    fn info(today: Option<u64>, max: Option<u64>) -> ApiInfo {
+        ApiInfo {
+            today,
+            max,
+            ..ApiInfo::default()
+        }
+    }
+
+    #[test]
+    fn the_guard_counts_calls_in_flight_against_the_reserve() {
+        let now = utc("2026-11-29T10:00:00Z");
+        // 3 calls left above the reserve of 2.
+        let guard = QuotaGuard::new(2, quota_day(now), Some(95), Some(100));
+        let tickets: Vec<_> = (0..3)
+            .map(|i| {
+                guard
+                    .try_begin(now)
+                    .unwrap_or_else(|e| panic!("call {i}: {e}"))
+            })
+            .collect();
+        let refused = guard
+            .try_begin(now)
+            .expect_err("the fourth call spends the reserve");
+        assert_eq!(refused.in_flight, 3);
+        drop(tickets);
+        // The three calls were answered and counted by onebound.
+        guard.observe(now, &info(Some(98), Some(100)));
+        assert!(guard.try_begin(now).is_err());
+        assert!(guard.is_exhausted(now).is_some());
+    }
+
+    #[test]
+    fn unknown_figures_admit_calls() {
+        let now = utc("2026-11-29T10:00:00Z");
+        for (today, max) in [(None, None), (Some(10), None), (None, Some(10))] {
+            let guard = QuotaGuard::new(5, quota_day(now), today, max);
+            assert!(guard.try_begin(now).is_ok(), "today {today:?} max {max:?}");
+        }
+    }
+
+    #[test]
+    fn a_new_beijing_day_forgets_yesterdays_count() {
+        let evening = utc("2026-11-29T15:00:00Z");
+        let guard = QuotaGuard::new(0, quota_day(evening), Some(100), Some(100));
+        assert!(guard.try_begin(evening).is_err());
+        let after_midnight = utc("2026-11-29T16:00:01Z");
+        assert!(guard.try_begin(after_midnight).is_ok());
+        assert!(guard.is_exhausted(after_midnight).is_none());
+    }
+
+    #[test]
+    fn observed_counts_only_grow_within_a_day() {
+        let now = utc("2026-11-29T10:00:00Z");
+        let guard = QuotaGuard::new(0, quota_day(now), None, None);
+        guard.observe(now, &info(Some(10), Some(10)));
+        guard.observe(now, &info(Some(7), Some(10)));
+        let refused = guard.try_begin(now).expect_err("10 of 10 used");
+        assert_eq!((refused.today, refused.max), (10, 10));
+    }
+}

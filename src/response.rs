@@ -1,0 +1,1064 @@
+//! Decoding of one onebound `douyin/item_get_video` answer body into the envelope fields the
+//! collector uses and the video item, tolerant of the API's loose typing: numbers where strings
+//! belong and the reverse, empty containers meaning "nothing", and GBK-encoded error bodies.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use encoding_rs::{DecoderResult, GBK};
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::error::Category;
+use serde_json::value::RawValue;
+
+/// How many characters of a body (or of an `item`) an error message quotes.
+const EXCERPT_CHARS: usize = 200;
+
+/// Bytes looked at by [`excerpt`] beyond four per wanted character, to absorb collapsed whitespace.
+const EXCERPT_SLACK_BYTES: usize = 1024;
+
+/// A decoded onebound answer: the envelope fields the collector uses, and the item if there was one.
+#[derive(Debug)]
+pub struct Answer {
+    /// Status code such as "0000" or "2000", trimmed; numeric codes are left-padded to four digits.
+    pub error_code: Option<String>,
+    /// Short error name such as "item-not-found"; empty means none.
+    pub error: Option<String>,
+    /// Human-readable error reason, often Chinese; empty means none.
+    pub reason: Option<String>,
+    /// Quota information such as "today:39 max:10000".
+    pub api_info: Option<String>,
+    /// onebound's request id, for support tickets.
+    pub request_id: Option<String>,
+    /// Server clock as sent, such as "Beijing/2022-09-29 14:25:29".
+    pub server_time: Option<String>,
+    /// Server-side execution time in seconds.
+    pub execution_time: Option<f64>,
+    /// The video fields, when the answer carried a non-empty `item` object.
+    pub item: Option<Item>,
+    /// The `item` object exactly as received, for storage without re-serializing.
+    pub raw_item: Option<Box<RawValue>>,
+}
+
+/// The video fields of `item`, all optional because the API documents none as required.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Item {
+    /// Video id (`num_iid`).
+    pub num_iid: Option<String>,
+    /// Video title.
+    pub title: Option<String>,
+    /// Kind of post (JSON key `type`), such as "video".
+    pub item_type: Option<String>,
+    /// Author's nickname.
+    pub nick: Option<String>,
+    /// Author's profile signature.
+    pub signature: Option<String>,
+    /// Share page URL.
+    pub detail_url: Option<String>,
+    /// Author's user id.
+    pub uid: Option<String>,
+    /// Author's short (Douyin) id.
+    pub short_id: Option<String>,
+    /// Watermarked play URL (`video.url`).
+    pub video_url: Option<String>,
+    /// Play URL without watermark (`video.url_raw`).
+    pub video_url_raw: Option<String>,
+    /// Cover image URL (`video.pic_url`).
+    pub cover_url: Option<String>,
+    /// Music title (`music.title`).
+    pub music_title: Option<String>,
+    /// Music author's nickname (`music.nick`).
+    pub music_nick: Option<String>,
+    /// Music file URL (`music.url`).
+    pub music_url: Option<String>,
+    /// Music cover image URL (`music.pic_url`).
+    pub music_cover_url: Option<String>,
+    /// Image URLs of `item_imgs`, in order, blank entries left out.
+    pub item_imgs: Vec<String>,
+}
+
+/// Why an answer body could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The body is empty or only whitespace.
+    #[error("answer body is empty; the gateway sent nothing, retry later")]
+    Empty,
+    /// The body is not JSON, such as an HTML error page.
+    #[error("answer is not JSON: \"{excerpt}\"")]
+    NotJson {
+        /// The start of the body.
+        excerpt: String,
+    },
+    /// The body is the start of a JSON document that ends too early.
+    #[error(
+        "answer JSON is cut off after {len} bytes, the transfer was probably interrupted: \"{excerpt}\""
+    )]
+    Truncated {
+        /// Length of the body in bytes.
+        len: usize,
+        /// The start of the body.
+        excerpt: String,
+    },
+    /// The body is JSON, but not an object.
+    #[error("answer is JSON {found} where onebound sends an object: \"{excerpt}\"")]
+    NotAnObject {
+        /// What the body is instead, such as "an array".
+        found: &'static str,
+        /// The start of the body.
+        excerpt: String,
+    },
+    /// The `item` field holds something other than an object or an empty value.
+    #[error(
+        "answer's `item` is {found}, not an object; the API format may have changed: \"{excerpt}\""
+    )]
+    ItemNotAnObject {
+        /// What `item` is instead, such as "a number".
+        found: &'static str,
+        /// The start of the `item` value.
+        excerpt: String,
+    },
+    /// The body is a JSON object that breaks the envelope's rules, such as a repeated key.
+    #[error("answer JSON does not fit onebound's format ({detail}): \"{excerpt}\"")]
+    Malformed {
+        /// What the JSON parser objected to.
+        detail: String,
+        /// The start of the body.
+        excerpt: String,
+    },
+}
+
+/// Decodes one answer body (UTF-8, or GBK as onebound's Chinese error bodies sometimes are).
+pub fn decode(body: &[u8]) -> Result<Answer, DecodeError> {
+    let text = text_of(body, true);
+    let json = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    match json.trim_start_matches(JSON_WHITESPACE).as_bytes().first() {
+        None => return Err(DecodeError::Empty),
+        Some(b'{') => {}
+        Some(&first) => {
+            return Err(match serde_json::from_str::<IgnoredAny>(json) {
+                Ok(_) => DecodeError::NotAnObject {
+                    found: json_kind(first),
+                    excerpt: excerpt(body, EXCERPT_CHARS),
+                },
+                Err(error) => parse_error(&error, body),
+            });
+        }
+    }
+    let envelope: Envelope = serde_json::from_str(json).map_err(|e| parse_error(&e, body))?;
+    let (item, raw_item) = match envelope.item {
+        None => (None, None),
+        Some(raw) => match item_shape(&raw) {
+            ItemShape::Nothing => (None, None),
+            ItemShape::Other(found) => {
+                return Err(DecodeError::ItemNotAnObject {
+                    found,
+                    excerpt: excerpt(raw.get().as_bytes(), EXCERPT_CHARS),
+                });
+            }
+            ItemShape::Object => {
+                let wire: ItemWire =
+                    serde_json::from_str(raw.get()).map_err(|e| parse_error(&e, body))?;
+                (Some(wire.into_item()), Some(raw))
+            }
+        },
+    };
+    Ok(Answer {
+        error_code: error_code(envelope.error_code),
+        error: envelope.error.text().and_then(trimmed),
+        reason: envelope.reason.text().and_then(trimmed),
+        api_info: envelope.api_info.text().and_then(trimmed),
+        request_id: envelope.request_id.text().and_then(trimmed),
+        server_time: envelope.server_time.text().and_then(trimmed),
+        execution_time: envelope
+            .execution_time
+            .text()
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .filter(|t| t.is_finite()),
+        item,
+        raw_item,
+    })
+}
+
+/// Up to `max_chars` characters of a body for error messages: lossy UTF-8 (or GBK when it decodes cleanly as GBK), control characters replaced, whitespace collapsed.
+pub fn excerpt(body: &[u8], max_chars: usize) -> String {
+    let limit = max_chars
+        .saturating_mul(4)
+        .saturating_add(EXCERPT_SLACK_BYTES);
+    match body.get(..limit) {
+        Some(head) if head.len() < body.len() => one_line(&text_of(head, false), max_chars, true),
+        _ => one_line(&text_of(body, true), max_chars, false),
+    }
+}
+
+/// The whitespace JSON allows between tokens.
+const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// The text of `bytes`: UTF-8 if valid, else GBK if that decodes cleanly, else lossy UTF-8.
+/// With `complete` false the bytes are a prefix, and a character cut off at the end is dropped.
+fn text_of(bytes: &[u8], complete: bool) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(e) if !complete && e.error_len().is_none() => {
+            String::from_utf8_lossy(&bytes[..e.valid_up_to()])
+        }
+        Err(_) => match gbk_text(bytes, complete) {
+            Some(text) => Cow::Owned(text),
+            None => String::from_utf8_lossy(bytes),
+        },
+    }
+}
+
+/// `bytes` decoded as GBK, or None if they are not clean GBK.
+fn gbk_text(bytes: &[u8], complete: bool) -> Option<String> {
+    let mut decoder = GBK.new_decoder_without_bom_handling();
+    let capacity = decoder.max_utf8_buffer_length_without_replacement(bytes.len())?;
+    let mut text = String::with_capacity(capacity);
+    let (result, _) = decoder.decode_to_string_without_replacement(bytes, &mut text, complete);
+    matches!(result, DecoderResult::InputEmpty).then_some(text)
+}
+
+/// `text` on one line of at most `max_chars` characters, ending in "…" when shortened
+/// (or when `more` says the text is itself the start of something longer).
+fn one_line(text: &str, max_chars: usize, more: bool) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    let mut space = false;
+    let mut shortened = more;
+    for ch in text.chars() {
+        if ch.is_whitespace() {
+            space = count > 0;
+            continue;
+        }
+        let ch = if ch.is_control() { '\u{fffd}' } else { ch };
+        if count + usize::from(space) + 1 > max_chars {
+            shortened = true;
+            break;
+        }
+        if space {
+            out.push(' ');
+            count += 1;
+            space = false;
+        }
+        out.push(ch);
+        count += 1;
+    }
+    if shortened && max_chars > 0 {
+        while count >= max_chars {
+            out.pop();
+            count -= 1;
+        }
+        out.truncate(out.trim_end().len());
+        out.push('…');
+    }
+    out
+}
+
+/// Maps a serde_json failure on `body` to the matching [`DecodeError`].
+fn parse_error(error: &serde_json::Error, body: &[u8]) -> DecodeError {
+    let excerpt = excerpt(body, EXCERPT_CHARS);
+    match error.classify() {
+        Category::Eof => DecodeError::Truncated {
+            len: body.len(),
+            excerpt,
+        },
+        Category::Data => DecodeError::Malformed {
+            detail: one_line(&error.to_string(), EXCERPT_CHARS, false),
+            excerpt,
+        },
+        Category::Syntax | Category::Io => DecodeError::NotJson { excerpt },
+    }
+}
+
+/// Names the kind of JSON value that starts with `first`.
+fn json_kind(first: u8) -> &'static str {
+    match first {
+        b'{' => "an object",
+        b'[' => "an array",
+        b'"' => "a string",
+        b't' | b'f' => "a boolean",
+        b'n' => "null",
+        _ => "a number",
+    }
+}
+
+/// What an `item` value amounts to.
+enum ItemShape {
+    /// A non-empty object.
+    Object,
+    /// One of the API's ways of saying "no item": `null`, `false`, `""`, `[]` or `{}`.
+    Nothing,
+    /// Anything else, named.
+    Other(&'static str),
+}
+
+/// Classifies a raw `item` value.
+fn item_shape(raw: &RawValue) -> ItemShape {
+    let text = raw.get().trim_matches(JSON_WHITESPACE);
+    let Some(&first) = text.as_bytes().first() else {
+        return ItemShape::Nothing;
+    };
+    let empty_container = text[1..].trim_start_matches(JSON_WHITESPACE).len() == 1;
+    match first {
+        b'{' if empty_container => ItemShape::Nothing,
+        b'{' => ItemShape::Object,
+        b'[' if empty_container => ItemShape::Nothing,
+        b'[' => ItemShape::Other("a non-empty array"),
+        b'"' if text == "\"\"" => ItemShape::Nothing,
+        b'"' => ItemShape::Other("a non-empty string"),
+        b'n' | b'f' => ItemShape::Nothing,
+        b't' => ItemShape::Other("true"),
+        _ => ItemShape::Other("a number"),
+    }
+}
+
+/// A status code: numbers are padded to four digits ("0" → "0000"), strings trimmed.
+fn error_code(code: Scalar) -> Option<String> {
+    match code {
+        Scalar::Number(n) if n.bytes().all(|b| b.is_ascii_digit()) => Some(format!("{n:0>4}")),
+        other => other.text().and_then(trimmed),
+    }
+}
+
+/// `text` without surrounding whitespace, or None if nothing is left.
+fn trimmed(text: String) -> Option<String> {
+    match text.trim() {
+        "" => None,
+        t if t.len() == text.len() => Some(text),
+        t => Some(t.to_owned()),
+    }
+}
+
+/// The envelope fields read from the top-level object; all others are skipped unparsed.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Envelope {
+    item: Option<Box<RawValue>>,
+    error: Scalar,
+    reason: Scalar,
+    error_code: Scalar,
+    api_info: Scalar,
+    request_id: Scalar,
+    server_time: Scalar,
+    execution_time: Scalar,
+}
+
+/// The fields read from an `item` object.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ItemWire {
+    num_iid: Scalar,
+    title: Scalar,
+    #[serde(rename = "type")]
+    item_type: Scalar,
+    nick: Scalar,
+    signature: Scalar,
+    detail_url: Scalar,
+    uid: Scalar,
+    short_id: Scalar,
+    video: ObjectOr<VideoWire>,
+    music: ObjectOr<MusicWire>,
+    item_imgs: Images,
+}
+
+impl ItemWire {
+    /// The public form of the item.
+    fn into_item(self) -> Item {
+        let video = self.video.0;
+        let music = self.music.0;
+        Item {
+            num_iid: self.num_iid.text(),
+            title: self.title.text(),
+            item_type: self.item_type.text(),
+            nick: self.nick.text(),
+            signature: self.signature.text(),
+            detail_url: self.detail_url.text(),
+            uid: self.uid.text(),
+            short_id: self.short_id.text(),
+            video_url: video.url.text(),
+            video_url_raw: video.url_raw.text(),
+            cover_url: video.pic_url.text(),
+            music_title: music.title.text(),
+            music_nick: music.nick.text(),
+            music_url: music.url.text(),
+            music_cover_url: music.pic_url.text(),
+            item_imgs: self.item_imgs.0,
+        }
+    }
+}
+
+/// The fields read from `item.video`.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct VideoWire {
+    url: Scalar,
+    url_raw: Scalar,
+    pic_url: Scalar,
+}
+
+/// The fields read from `item.music`.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct MusicWire {
+    title: Scalar,
+    nick: Scalar,
+    url: Scalar,
+    pic_url: Scalar,
+}
+
+/// The field read from an object entry of `item_imgs`.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ImageWire {
+    url: Scalar,
+}
+
+/// A loosely typed text field: a string, a number kept as written, or nothing usable.
+#[derive(Default)]
+enum Scalar {
+    /// Missing, null, a boolean, an object, an array, or a string with a broken escape.
+    #[default]
+    Absent,
+    /// A JSON string, unescaped.
+    Text(String),
+    /// A JSON number, as written.
+    Number(String),
+}
+
+impl Scalar {
+    /// Reads a raw JSON value.
+    fn from_raw(raw: &RawValue) -> Scalar {
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'"') => match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+                Some(inner) if !inner.contains('\\') => Scalar::Text(inner.to_owned()),
+                _ => serde_json::from_str(text).map_or(Scalar::Absent, Scalar::Text),
+            },
+            Some(b'-' | b'0'..=b'9') => Scalar::Number(text.to_owned()),
+            _ => Scalar::Absent,
+        }
+    }
+
+    /// The text of a string or number.
+    fn text(self) -> Option<String> {
+        match self {
+            Scalar::Absent => None,
+            Scalar::Text(text) | Scalar::Number(text) => Some(text),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&RawValue>::deserialize(deserializer).map(Scalar::from_raw)
+    }
+}
+
+/// A nested object's fields, or their defaults when the value is not an object (`[]`, `""`, null…).
+#[derive(Default)]
+struct ObjectOr<T>(T);
+
+impl<'de, T: DeserializeOwned + Default> Deserialize<'de> for ObjectOr<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <&RawValue>::deserialize(deserializer)?;
+        if raw.get().starts_with('{') {
+            serde_json::from_str(raw.get())
+                .map(ObjectOr)
+                .map_err(de::Error::custom)
+        } else {
+            Ok(ObjectOr(T::default()))
+        }
+    }
+}
+
+/// The URLs of `item_imgs`: a list (or an object, as PHP encodes sparse lists) of strings or of
+/// objects with a `url` field, or a single string; anything else means no images.
+#[derive(Default)]
+struct Images(Vec<String>);
+
+impl<'de> Deserialize<'de> for Images {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <&RawValue>::deserialize(deserializer)?;
+        let text = raw.get();
+        let entries: Vec<&RawValue> = match text.as_bytes().first() {
+            Some(b'[') => serde_json::from_str(text).unwrap_or_default(),
+            Some(b'{') => serde_json::from_str::<ValuesInOrder>(text)
+                .map(|values| values.0)
+                .unwrap_or_default(),
+            Some(b'"') => vec![raw],
+            _ => Vec::new(),
+        };
+        let urls = entries
+            .into_iter()
+            .filter_map(image_url)
+            .filter(|url| !url.trim().is_empty())
+            .collect();
+        Ok(Images(urls))
+    }
+}
+
+/// The URL of one `item_imgs` entry: a string, or an object's `url` field.
+fn image_url(entry: &RawValue) -> Option<String> {
+    match entry.get().as_bytes().first() {
+        Some(b'"') => Scalar::from_raw(entry).text(),
+        Some(b'{') => serde_json::from_str::<ImageWire>(entry.get())
+            .ok()?
+            .url
+            .text(),
+        _ => None,
+    }
+}
+
+/// The values of a JSON object, in the order written, unparsed.
+struct ValuesInOrder<'a>(Vec<&'a RawValue>);
+
+impl<'de> Deserialize<'de> for ValuesInOrder<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ValuesVisitor)
+    }
+}
+
+/// Collects an object's values for [`ValuesInOrder`].
+struct ValuesVisitor;
+
+impl<'de> Visitor<'de> for ValuesVisitor {
+    type Value = ValuesInOrder<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut values = Vec::new();
+        while let Some((IgnoredAny, value)) = map.next_entry::<IgnoredAny, &RawValue>()? {
+            values.push(value);
+        }
+        Ok(ValuesInOrder(values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const OK: &[u8] = include_bytes!("../tests/fixtures/item_get_video.ok.json");
+    const NOT_FOUND: &[u8] = include_bytes!("../tests/fixtures/item_get_video.not_found.json");
+
+    /// Decodes `body`, failing the test with the error if it does not decode.
+    fn decoded(body: &str) -> Answer {
+        decode(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e}"))
+    }
+
+    /// The item of `{"item": <item_json>}`.
+    fn item_of(item_json: &str) -> Item {
+        let body = format!(r#"{{"item": {item_json}}}"#);
+        decoded(&body)
+            .item
+            .unwrap_or_else(|| panic!("{body}: no item"))
+    }
+
+    #[test]
+    fn ok_fixture_decodes_every_field() {
+        let answer = decode(OK).unwrap();
+        assert_eq!(answer.error_code.as_deref(), Some("0000"));
+        assert_eq!(answer.error, None);
+        assert_eq!(answer.reason, None);
+        assert_eq!(
+            answer.api_info.as_deref(),
+            Some("today:39 max:10000 all[104=39+33+32];expires:2030-12-31")
+        );
+        assert_eq!(answer.request_id.as_deref(), Some("gw-1.63353a5926054"));
+        assert_eq!(
+            answer.server_time.as_deref(),
+            Some("Beijing/2022-09-29 14:25:29")
+        );
+        assert_eq!(answer.execution_time, Some(0.191));
+        let item = answer.item.unwrap();
+        let expected = Item {
+            num_iid: Some("7118694749548072205".into()),
+            title: Some("#好看的小姐姐 #这谁顶得住啊 #身材很哇塞 #美女 #大长腿".into()),
+            item_type: Some("video".into()),
+            nick: Some("喵喵喵喵咪".into()),
+            signature: Some(
+                "❤️感谢官方提供的网络平台\n❤️素材来源于网络\n❤️感谢每一位粉丝的支持你我共同努力"
+                    .into(),
+            ),
+            detail_url: Some("https://www.iesdouyin.com/share/video/7118694749548072205/?region=&mid=7118694851976284941&u_code=0&did=MS4wLjABAAAANwkJuWIRFOzg5uCpDRpMj4OX-QryoDgn-yYlXQnRwQQ&iid=MS4wLjABAAAANwkJuWIRFOzg5uCpDRpMj4OX-QryoDgn-yYlXQnRwQQ&with_sec_did=1&titleType=title".into()),
+            uid: Some("2362203779104899".into()),
+            short_id: Some("65143561044".into()),
+            video_url: Some("https://aweme.snssdk.com/aweme/v1/playwm/?video_id=v0200fg10000cb5atp3c77ubg4uvvnhg&ratio=720p&line=0".into()),
+            video_url_raw: Some("https://aweme.snssdk.com/aweme/v1/play/?video_id=v0200fg10000cb5atp3c77ubg4uvvnhg&ratio=720p&line=0".into()),
+            cover_url: Some("https://p26-sign.douyinpic.com/tos-cn-p-0015/fd7cd149586445ffa92a54d0b0c505e9~c5_300x400.jpeg?x-expires=1665640800&x-signature=jK%2BWPYf9Mm0A1qaUdLTMxYEYEiQ%3D&from=3213915784_large&s=PackSourceEnum_DOUYIN_REFLOW&se=false&sc=cover&l=202209291425290102091581361D06B75C".into()),
+            music_title: Some("@喵喵喵喵咪创作的原声一喵喵喵喵咪(原声中的歌曲:Anzap - Jessie Diamond Dj Remix-Zunda Project)".into()),
+            music_nick: Some("喵喵喵喵咪".into()),
+            music_url: Some("https://sf3-cdn-tos.douyinstatic.com/obj/ies-music/7118694844603681549.mp3".into()),
+            music_cover_url: Some("https://p3.douyinpic.com/aweme/1080x1080/aweme-avatar/tos-cn-avt-0015_bd0af63490a2eac04fb4c2cd54c03d1e.jpeg?from=116350172".into()),
+            item_imgs: Vec::new(),
+        };
+        assert_eq!(item, expected);
+    }
+
+    #[test]
+    fn ok_fixture_keeps_the_raw_item_as_received() {
+        let answer = decode(OK).unwrap();
+        let raw = answer.raw_item.unwrap();
+        let fixture = std::str::from_utf8(OK).unwrap();
+        assert!(raw.get().starts_with("{\n\"num_iid\""), "{}", raw.get());
+        assert!(raw.get().ends_with("\"item_imgs\": []\n}"), "{}", raw.get());
+        assert!(fixture.contains(raw.get()));
+    }
+
+    #[test]
+    fn not_found_fixture_decodes_the_envelope() {
+        let answer = decode(NOT_FOUND).unwrap();
+        assert_eq!(answer.error_code.as_deref(), Some("2000"));
+        assert_eq!(answer.error.as_deref(), Some("item-not-found"));
+        assert_eq!(answer.reason.as_deref(), Some("没找到"));
+        assert_eq!(answer.api_info.as_deref(), Some("today:0 max:10000"));
+        assert_eq!(answer.request_id.as_deref(), Some("1ee0ffc041242"));
+        assert_eq!(
+            answer.server_time.as_deref(),
+            Some("Beijing/2020-06-10 23:44:00")
+        );
+        assert_eq!(answer.execution_time, Some(0.081));
+        assert!(answer.item.is_none());
+        assert!(answer.raw_item.is_none());
+    }
+
+    #[test]
+    fn error_code_in_every_shape() {
+        let cases = [
+            (r#"{"error_code": "0000"}"#, Some("0000")),
+            (r#"{"error_code": " 4005 "}"#, Some("4005")),
+            (r#"{"error_code": 0}"#, Some("0000")),
+            (r#"{"error_code": 2000}"#, Some("2000")),
+            (r#"{"error_code": 5}"#, Some("0005")),
+            (r#"{"error_code": -1}"#, Some("-1")),
+            (r#"{"error_code": 4.5}"#, Some("4.5")),
+            (r#"{"error_code": ""}"#, None),
+            (r#"{"error_code": null}"#, None),
+            (r#"{"error_code": true}"#, None),
+            (r#"{"error_code": {"a": 1}}"#, None),
+            (r#"{"error": "x"}"#, None),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(decoded(body).error_code.as_deref(), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn execution_time_in_every_shape() {
+        let cases = [
+            (r#"{"execution_time": "0.191"}"#, Some(0.191)),
+            (r#"{"execution_time": " 1.5 "}"#, Some(1.5)),
+            (r#"{"execution_time": 0.081}"#, Some(0.081)),
+            (r#"{"execution_time": 2}"#, Some(2.0)),
+            (r#"{"execution_time": "fast"}"#, None),
+            (r#"{"execution_time": "NaN"}"#, None),
+            (r#"{"execution_time": "inf"}"#, None),
+            (r#"{"execution_time": null}"#, None),
+            (r#"{}"#, None),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(decoded(body).execution_time, expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn envelope_text_fields_are_trimmed_and_blank_is_none() {
+        let answer = decoded(
+            r#"{"error": "  ", "reason": " 没找到 ", "api_info": 7, "request_id": 1e3, "server_time": false}"#,
+        );
+        assert_eq!(answer.error, None);
+        assert_eq!(answer.reason.as_deref(), Some("没找到"));
+        assert_eq!(answer.api_info.as_deref(), Some("7"));
+        assert_eq!(answer.request_id.as_deref(), Some("1e3"));
+        assert_eq!(answer.server_time, None);
+    }
+
+    #[test]
+    fn item_text_fields_accept_numbers_and_ignore_other_types() {
+        let cases = [
+            (
+                r#"{"num_iid": 7118694749548072205}"#,
+                Some("7118694749548072205"),
+            ),
+            (
+                r#"{"num_iid": 123456789012345678901234567890}"#,
+                Some("123456789012345678901234567890"),
+            ),
+            (r#"{"num_iid": 1.50}"#, Some("1.50")),
+            (r#"{"num_iid": -7}"#, Some("-7")),
+            (r#"{"num_iid": "a\"b\u4e2d"}"#, Some("a\"b中")),
+            (r#"{"num_iid": ""}"#, Some("")),
+            (r#"{"num_iid": "\ud800"}"#, None),
+            (r#"{"num_iid": null}"#, None),
+            (r#"{"num_iid": true}"#, None),
+            (r#"{"num_iid": {"id": 1}}"#, None),
+            (r#"{"num_iid": [1]}"#, None),
+            (r#"{"title": "x"}"#, None),
+        ];
+        for (item, expected) in cases {
+            assert_eq!(item_of(item).num_iid.as_deref(), expected, "{item}");
+        }
+    }
+
+    #[test]
+    fn uid_and_type_as_numbers() {
+        let item = item_of(r#"{"uid": 123, "type": 4, "short_id": 0}"#);
+        assert_eq!(item.uid.as_deref(), Some("123"));
+        assert_eq!(item.item_type.as_deref(), Some("4"));
+        assert_eq!(item.short_id.as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn video_and_music_that_are_not_objects_give_no_fields() {
+        for shape in [
+            "[]",
+            "\"\"",
+            "null",
+            "0",
+            "false",
+            "[{\"url\": \"x\"}]",
+            "\"x\"",
+        ] {
+            let item = item_of(&format!(
+                r#"{{"title": "t", "video": {shape}, "music": {shape}}}"#
+            ));
+            let expected = Item {
+                title: Some("t".into()),
+                ..Item::default()
+            };
+            assert_eq!(item, expected, "video and music = {shape}");
+        }
+    }
+
+    #[test]
+    fn item_imgs_in_every_shape() {
+        let cases: [(&str, &[&str]); 15] = [
+            ("missing", &[]),
+            ("[]", &[]),
+            ("\"\"", &[]),
+            ("null", &[]),
+            ("{}", &[]),
+            ("0", &[]),
+            ("true", &[]),
+            (r#"["a", "b"]"#, &["a", "b"]),
+            (r#"[{"url": "a"}, {"url": "b", "w": 1}]"#, &["a", "b"]),
+            (
+                r#"[1, null, {"x": 1}, {"url": null}, [], "a", {"url": 5}]"#,
+                &["a", "5"],
+            ),
+            (r#"[" ", "", {"url": ""}]"#, &[]),
+            (r#""single""#, &["single"]),
+            (r#"{"0": {"url": "a"}, "2": {"url": "b"}}"#, &["a", "b"]),
+            (r#"{"10": "z", "2": "y"}"#, &["z", "y"]),
+            (r#"{"url": "a", "width": 100}"#, &["a"]),
+        ];
+        for (shape, expected) in cases {
+            let item = if shape == "missing" {
+                item_of(r#"{"title": "t"}"#)
+            } else {
+                item_of(&format!(r#"{{"item_imgs": {shape}}}"#))
+            };
+            assert_eq!(item.item_imgs, expected, "item_imgs = {shape}");
+        }
+    }
+
+    #[test]
+    fn empty_item_values_mean_no_item() {
+        for shape in ["null", "[]", "[ ]", "\"\"", "false", "{}", "{ \n }"] {
+            let body = format!(r#"{{"item": {shape}, "error_code": "2000"}}"#);
+            let answer = decoded(&body);
+            assert!(answer.item.is_none(), "{body}");
+            assert!(answer.raw_item.is_none(), "{body}");
+            assert_eq!(answer.error_code.as_deref(), Some("2000"), "{body}");
+        }
+    }
+
+    #[test]
+    fn other_non_object_items_are_errors() {
+        let cases = [
+            ("5", "a number"),
+            ("-0.5", "a number"),
+            ("[1]", "a non-empty array"),
+            ("[{}]", "a non-empty array"),
+            ("\"x\"", "a non-empty string"),
+            ("true", "true"),
+        ];
+        for (shape, expected) in cases {
+            let body = format!(r#"{{"item": {shape}}}"#);
+            match decode(body.as_bytes()) {
+                Err(DecodeError::ItemNotAnObject { found, excerpt }) => {
+                    assert_eq!(found, expected, "{body}");
+                    assert_eq!(excerpt, shape, "{body}");
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let body = r#"{"zzz": {"deep": [1, {"x": null}]}, "item": {"title": "t", "extra": [1, 2],
+            "video": {"url": "v", "width": 720, "cover": {"a": 1}}, "music": {"id": 9, "url": "m"}},
+            "error_code": "0000", "call_args": [], "success": 1, "cache": "0", "last_id": 5}"#;
+        let answer = decoded(body);
+        let expected = Item {
+            title: Some("t".into()),
+            video_url: Some("v".into()),
+            music_url: Some("m".into()),
+            ..Item::default()
+        };
+        assert_eq!(answer.item, Some(expected));
+        assert_eq!(answer.error_code.as_deref(), Some("0000"));
+    }
+
+    #[test]
+    fn gbk_body_is_decoded() {
+        let text = std::str::from_utf8(NOT_FOUND).unwrap();
+        let (gbk, _, had_errors) = GBK.encode(text);
+        assert!(!had_errors);
+        assert!(
+            std::str::from_utf8(&gbk).is_err(),
+            "the GBK body must not be UTF-8"
+        );
+        let answer = decode(&gbk).unwrap();
+        assert_eq!(answer.error_code.as_deref(), Some("2000"));
+        assert_eq!(answer.reason.as_deref(), Some("没找到"));
+        assert_eq!(answer.execution_time, Some(0.081));
+    }
+
+    #[test]
+    fn invalid_bytes_that_are_not_gbk_fall_back_to_lossy_utf8() {
+        let body = b"{\"error_code\": \"4000\", \"reason\": \"bad \xff\xff end\"}";
+        let answer = decode(body).unwrap();
+        assert_eq!(answer.error_code.as_deref(), Some("4000"));
+        assert_eq!(answer.reason.as_deref(), Some("bad \u{fffd}\u{fffd} end"));
+    }
+
+    #[test]
+    fn utf8_byte_order_mark_is_skipped() {
+        let mut body = "\u{feff}".as_bytes().to_vec();
+        body.extend_from_slice(NOT_FOUND);
+        assert_eq!(decode(&body).unwrap().error_code.as_deref(), Some("2000"));
+    }
+
+    #[test]
+    fn html_body_is_not_json() {
+        let body = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n";
+        let error = decode(body).unwrap_err();
+        assert!(matches!(error, DecodeError::NotJson { .. }), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "answer is not JSON: \"<html> <head><title>502 Bad Gateway</title></head> <body> <center><h1>502 Bad Gateway</h1></center> </body> </html>\""
+        );
+    }
+
+    #[test]
+    fn long_html_body_excerpt_is_short() {
+        let body = format!("<html>{}</html>", "x".repeat(100_000));
+        match decode(body.as_bytes()) {
+            Err(DecodeError::NotJson { excerpt }) => {
+                assert_eq!(excerpt.chars().count(), EXCERPT_CHARS);
+                assert!(excerpt.ends_with('…'), "{excerpt}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_bodies() {
+        for body in ["", "   ", "\r\n\t"] {
+            let error = decode(body.as_bytes()).unwrap_err();
+            assert!(matches!(error, DecodeError::Empty), "{body:?}: {error:?}");
+        }
+    }
+
+    #[test]
+    fn truncated_json() {
+        let half = &OK[..OK.len() / 2];
+        match decode(half) {
+            Err(DecodeError::Truncated { len, excerpt }) => {
+                assert_eq!(len, half.len());
+                assert!(excerpt.starts_with("{ \"item\": {"), "{excerpt}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn syntax_errors_inside_an_object_are_not_json() {
+        for body in [r#"{"item": }"#, "{oops}", r#"{"a": 1} trailing"#] {
+            let error = decode(body.as_bytes()).unwrap_err();
+            assert!(
+                matches!(error, DecodeError::NotJson { .. }),
+                "{body}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_that_is_not_an_object() {
+        let cases = [
+            ("[]", "an array"),
+            ("[1, 2]", "an array"),
+            ("\"text\"", "a string"),
+            ("42", "a number"),
+            ("true", "a boolean"),
+            ("null", "null"),
+        ];
+        for (body, expected) in cases {
+            match decode(body.as_bytes()) {
+                Err(DecodeError::NotAnObject { found, .. }) => {
+                    assert_eq!(found, expected, "{body}")
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn repeated_keys_are_malformed() {
+        for body in [
+            r#"{"error_code": "0000", "error_code": "2000"}"#,
+            r#"{"item": {"title": "a", "title": "b"}}"#,
+        ] {
+            let error = decode(body.as_bytes()).unwrap_err();
+            assert!(
+                matches!(error, DecodeError::Malformed { .. }),
+                "{body}: {error:?}"
+            );
+            assert!(
+                error.to_string().contains("duplicate field"),
+                "{body}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn deeply_nested_json_does_not_overflow_the_stack() {
+        let deep = "[".repeat(100_000);
+        let balanced = format!("{deep}{}", "]".repeat(100_000));
+        let bodies = [
+            deep.clone(),
+            balanced.clone(),
+            format!(r#"{{"item": {deep}"#),
+            format!(r#"{{"item": {{"title": {deep}"#),
+            format!(r#"{{"error": {deep}"#),
+        ];
+        for body in &bodies {
+            assert!(decode(body.as_bytes()).is_err(), "{}…", &body[..20]);
+        }
+        let ignored = decoded(&format!(r#"{{"extra": {balanced}, "error_code": 0}}"#));
+        assert_eq!(ignored.error_code.as_deref(), Some("0000"));
+        let item = item_of(&format!(r#"{{"extra": {balanced}, "title": "t"}}"#));
+        assert_eq!(item.title.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn enormous_strings_are_fine() {
+        let title = "长".repeat(1_000_000);
+        let item = item_of(&format!(r#"{{"title": "{title}"}}"#));
+        assert_eq!(item.title, Some(title));
+    }
+
+    #[test]
+    fn every_error_displays_on_one_line() {
+        let bodies: [&[u8]; 7] = [
+            b"",
+            b"<html>\n<body>\nerror\n</body>",
+            b"{\"item\": {\n\"title\"",
+            b"[\n1\n]",
+            b"{\"item\": [\n1\n]}",
+            b"{\"error\": 1,\n\"error\": 2}",
+            b"\x01\x02\x03\x7f",
+        ];
+        for body in bodies {
+            let message = decode(body).unwrap_err().to_string();
+            assert!(
+                !message.chars().any(char::is_control),
+                "{body:?}: {message:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn excerpt_cases() {
+        let cases: [(&[u8], usize, &str); 11] = [
+            (b"", 10, ""),
+            (b"short", 10, "short"),
+            (b"  a \n\t b  ", 10, "a b"),
+            (b"a\x00b\x1bc", 10, "a\u{fffd}b\u{fffd}c"),
+            (b"abcdefghijkl", 5, "abcd…"),
+            (b"abc def ghi", 5, "abc…"),
+            (b"abcdef", 0, ""),
+            (b"abcdef", 1, "…"),
+            (b"abcde", 5, "abcde"),
+            (b"\xc3\x28 bad utf8 \xff", 40, "\u{fffd}( bad utf8 \u{fffd}"),
+            ("没找到".as_bytes(), 2, "没…"),
+        ];
+        for (body, max_chars, expected) in cases {
+            assert_eq!(excerpt(body, max_chars), expected, "{body:?} / {max_chars}");
+        }
+    }
+
+    #[test]
+    fn excerpt_reads_gbk() {
+        let (gbk, _, _) = GBK.encode("错误: 没找到");
+        assert_eq!(excerpt(&gbk, 20), "错误: 没找到");
+    }
+
+    #[test]
+    fn excerpt_of_a_long_body_cut_inside_a_character() {
+        for text in ["长".repeat(10_000), format!("a{}", "长".repeat(10_000))] {
+            let out = excerpt(text.as_bytes(), 50);
+            assert_eq!(out.chars().count(), 50, "{out}");
+            assert!(!out.contains('\u{fffd}'), "{out}");
+            assert!(out.ends_with('…'), "{out}");
+            let (gbk, _, _) = GBK.encode(&text);
+            let out = excerpt(&gbk, 50);
+            assert!(out.starts_with("长长") || out.starts_with("a长"), "{out}");
+            assert!(!out.contains('\u{fffd}'), "{out}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics_on_bytes(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&body);
+        }
+
+        #[test]
+        fn decode_never_panics_on_json_like_text(
+            body in r#"[\[\]{}":, 0-9a-z\\.\-eE]{0,80}"#,
+            prefix in prop::sample::select(vec![
+                "",
+                r#"{"item":"#,
+                r#"{"item":{"item_imgs":"#,
+                r#"{"item":{"video":"#,
+                r#"{"error_code":"#,
+            ]),
+        ) {
+            let _ = decode(format!("{prefix}{body}").as_bytes());
+        }
+
+        #[test]
+        fn decode_never_panics_on_mutated_fixture(position in 0..OK.len(), byte in any::<u8>()) {
+            let mut body = OK.to_vec();
+            body[position] = byte;
+            let _ = decode(&body);
+        }
+
+        #[test]
+        fn excerpt_stays_within_bounds(
+            body in prop::collection::vec(any::<u8>(), 0..2048),
+            max_chars in 0usize..64,
+        ) {
+            let out = excerpt(&body, max_chars);
+            prop_assert!(out.chars().count() <= max_chars);
+            prop_assert!(!out.chars().any(char::is_control));
+            prop_assert!(!out.contains("  "));
+        }
+    }
+}

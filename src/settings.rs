@@ -1,0 +1,565 @@
+//! Layered configuration: compiled-in defaults, a TOML file, `DOUYIN_WATCH__SECTION__KEY` variables.
+//!
+//! Every key is documented in `config/default.toml`, which is also the source of the defaults.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+use sqlx::sqlite::SqliteConnectOptions;
+
+/// The defaults, with a comment on every key.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of the environment variables that override keys: `DOUYIN_WATCH__API__KEY` sets `api.key`.
+pub const ENV_PREFIX: &str = "DOUYIN_WATCH";
+
+/// A configuration that cannot be used; the message names the key and its environment variable.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file, a variable or a value could not be read into the settings.
+    #[error("configuration: {0}")]
+    Load(String),
+    /// A key has a value the program cannot work with.
+    #[error(
+        "configuration: {key} {problem} (set it in the config file or with {})",
+        env_var(key)
+    )]
+    Invalid { key: &'static str, problem: String },
+}
+
+/// The name of the environment variable that sets `key` (`api.key` → `DOUYIN_WATCH__API__KEY`).
+pub fn env_var(key: &str) -> String {
+    format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase())
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        key,
+        problem: problem.into(),
+    }
+}
+
+/// All settings, validated.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub api: ApiSettings,
+    pub retry: RetrySettings,
+    pub schedule: ScheduleSettings,
+    pub quota: QuotaSettings,
+    pub shutdown: ShutdownSettings,
+    pub log: LogSettings,
+}
+
+/// Where the SQLite database lives.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+}
+
+/// How to reach onebound and how hard to push it.
+#[derive(Clone, Deserialize)]
+pub struct ApiSettings {
+    pub base_url: String,
+    pub key: String,
+    pub secret: SecretString,
+    pub secret_file: String,
+    pub cache: String,
+    pub lang: String,
+    pub result_type: String,
+    pub version: String,
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    pub concurrency: usize,
+    pub rate_per_sec: u32,
+    #[serde(deserialize_with = "duration")]
+    pub short_link_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+/// Retries of transient failures.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetrySettings {
+    pub max_attempts: u32,
+    #[serde(deserialize_with = "duration")]
+    pub base_delay: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub max_delay: Duration,
+}
+
+/// When the daemon runs passes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScheduleSettings {
+    pub cron: String,
+    pub timezone: String,
+    pub run_on_start: bool,
+}
+
+/// How much of the daily quota is never spent.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QuotaSettings {
+    pub reserve: u64,
+}
+
+/// How long calls in flight may finish after SIGTERM.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShutdownSettings {
+    #[serde(deserialize_with = "duration")]
+    pub grace: Duration,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    /// Pretty lines at `info`, for commands that run before (or without) the settings.
+    fn default() -> LogSettings {
+        LogSettings {
+            format: LogFormat::Pretty,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl fmt::Debug for ApiSettings {
+    /// Hand-written so the secret (and most of the key) never reach a log or a panic message.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiSettings")
+            .field("base_url", &self.base_url)
+            .field("key", &redact_key(&self.key))
+            .field("secret", &"[redacted]")
+            .field("secret_file", &self.secret_file)
+            .field("cache", &self.cache)
+            .field("lang", &self.lang)
+            .field("result_type", &self.result_type)
+            .field("version", &self.version)
+            .field("timeout", &self.timeout)
+            .field("concurrency", &self.concurrency)
+            .field("rate_per_sec", &self.rate_per_sec)
+            .field("short_link_timeout", &self.short_link_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+/// The key with all but its last 4 characters hidden, for display.
+pub fn redact_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    match chars.len() {
+        0 => String::new(),
+        n if n <= 4 => "*".repeat(n),
+        n => format!(
+            "{}{}",
+            "*".repeat(n - 4),
+            chars[n - 4..].iter().collect::<String>()
+        ),
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a duration like \"15s\" or \"2m\" ({e})"
+        ))
+    })
+}
+
+/// What the command about to run needs from the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Database and logging only (`watch`, `history`, `quota`, ...).
+    Database,
+    /// Everything a pass needs: credentials included (`run`, `fetch`).
+    Api,
+}
+
+impl Settings {
+    /// Reads the layers: defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let environment = std::env::vars().collect();
+        Self::load_from(file, environment)
+    }
+
+    /// Like [`Settings::load`] with an explicit environment, for tests.
+    pub fn load_from(
+        file: Option<&Path>,
+        environment: std::collections::HashMap<String, String>,
+    ) -> Result<Settings, SettingsError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(SettingsError::Load(format!(
+                    "config file {} does not exist (given by --config or DOUYIN_WATCH_CONFIG)",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(
+                config::File::from(path.to_path_buf()).format(config::FileFormat::Toml),
+            );
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(environment)),
+        );
+        let config = builder
+            .build()
+            .map_err(|e| SettingsError::Load(e.to_string()))?;
+        let mut settings: Settings = config
+            .try_deserialize()
+            .map_err(|e| SettingsError::Load(describe_deserialize_error(&e)))?;
+        settings.read_secret_file()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn read_secret_file(&mut self) -> Result<(), SettingsError> {
+        if self.api.secret_file.is_empty() || !self.api.secret.expose_secret().is_empty() {
+            return Ok(());
+        }
+        let path = PathBuf::from(&self.api.secret_file);
+        let content = std::fs::read_to_string(&path).map_err(|e| {
+            invalid(
+                "api.secret_file",
+                format!("names {} which cannot be read ({e})", path.display()),
+            )
+        })?;
+        self.api.secret = SecretString::from(content.trim().to_owned());
+        Ok(())
+    }
+
+    /// Checks every value that does not need credentials.
+    fn validate(&self) -> Result<(), SettingsError> {
+        self.database_options()?;
+        let base = url::Url::parse(&self.api.base_url)
+            .map_err(|e| invalid("api.base_url", format!("is not a URL ({e})")))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(invalid(
+                "api.base_url",
+                "must start with http:// or https://",
+            ));
+        }
+        if !matches!(self.api.cache.as_str(), "yes" | "no") {
+            return Err(invalid(
+                "api.cache",
+                format!("is {:?}; use yes or no", self.api.cache),
+            ));
+        }
+        if !matches!(self.api.lang.as_str(), "cn" | "en" | "ru") {
+            return Err(invalid(
+                "api.lang",
+                format!("is {:?}; use cn, en or ru", self.api.lang),
+            ));
+        }
+        if !matches!(self.api.result_type.as_str(), "json" | "jsonu") {
+            return Err(invalid(
+                "api.result_type",
+                format!(
+                    "is {:?}, which douyin-watch cannot read: it parses JSON, use json or jsonu",
+                    self.api.result_type
+                ),
+            ));
+        }
+        if self.api.timeout.is_zero() {
+            return Err(invalid("api.timeout", "must be longer than zero"));
+        }
+        if self.api.concurrency == 0 {
+            return Err(invalid("api.concurrency", "must be at least 1"));
+        }
+        if self.api.max_body_bytes < 1024 {
+            return Err(invalid("api.max_body_bytes", "must be at least 1024"));
+        }
+        if self.api.rate_per_sec == 0 {
+            return Err(invalid("api.rate_per_sec", "must be at least 1"));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(invalid("retry.max_attempts", "must be at least 1"));
+        }
+        if self.retry.max_delay < self.retry.base_delay {
+            return Err(invalid(
+                "retry.max_delay",
+                "must not be shorter than retry.base_delay",
+            ));
+        }
+        self.timezone()?;
+        self.cron()?;
+        Ok(())
+    }
+
+    /// Checks what `run` and `fetch` need on top: the key and the secret.
+    pub fn require(&self, needs: Needs) -> Result<(), SettingsError> {
+        if needs == Needs::Api {
+            if self.api.key.trim().is_empty() {
+                return Err(invalid("api.key", "is not set"));
+            }
+            if self.api.secret.expose_secret().trim().is_empty() {
+                return Err(invalid(
+                    "api.secret",
+                    "is not set (or use api.secret_file / DOUYIN_WATCH__API__SECRET_FILE)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// SQLite connection options for `database.url`.
+    pub fn database_options(&self) -> Result<SqliteConnectOptions, SettingsError> {
+        SqliteConnectOptions::from_str(&self.database.url).map_err(|e| {
+            invalid(
+                "database.url",
+                format!(
+                    "{:?} is not a SQLite URL like sqlite://data/douyin-watch.db ({e})",
+                    self.database.url
+                ),
+            )
+        })
+    }
+
+    /// The time zone cron expressions are read in.
+    pub fn timezone(&self) -> Result<chrono_tz::Tz, SettingsError> {
+        self.schedule.timezone.parse().map_err(|_| {
+            invalid(
+                "schedule.timezone",
+                format!(
+                    "{:?} is not a time zone name like Asia/Shanghai or UTC",
+                    self.schedule.timezone
+                ),
+            )
+        })
+    }
+
+    /// The cron expression in the 6-field form the scheduler takes (a 5-field one gets `0` seconds).
+    pub fn cron(&self) -> Result<String, SettingsError> {
+        let expression = cron_with_seconds(&self.schedule.cron).ok_or_else(|| {
+            invalid(
+                "schedule.cron",
+                format!(
+                    "{:?} needs 5 fields (\"*/30 * * * *\") or 6 with seconds first (\"0 */30 * * * *\")",
+                    self.schedule.cron
+                ),
+            )
+        })?;
+        let timezone = self.timezone()?;
+        tokio_cron_scheduler::Job::new_async_tz(expression.as_str(), timezone, |_, _| {
+            Box::pin(async {})
+        })
+        .map_err(|_| {
+            invalid(
+                "schedule.cron",
+                format!("{:?} is not a valid cron expression", self.schedule.cron),
+            )
+        })?;
+        Ok(expression)
+    }
+}
+
+/// `expr` with a seconds field: 6-field expressions are kept, 5-field ones get a leading `0`.
+pub fn cron_with_seconds(expr: &str) -> Option<String> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    match fields.len() {
+        6 => Some(fields.join(" ")),
+        5 => Some(format!("0 {}", fields.join(" "))),
+        _ => None,
+    }
+}
+
+/// The config crate's messages name the key; add the variable that sets it.
+fn describe_deserialize_error(error: &config::ConfigError) -> String {
+    let text = error.to_string();
+    match text.rsplit_once("for key `") {
+        Some((_, rest)) => {
+            let key = rest.split('`').next().unwrap_or_default();
+            format!("{text} (check the config file or {})", env_var(key))
+        }
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load_env(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let environment: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_from(None, environment)
+    }
+
+    #[test]
+    fn defaults_load_and_are_valid() {
+        let settings = load_env(&[]).expect("defaults are valid");
+        assert_eq!(settings.database.url, "sqlite://data/douyin-watch.db");
+        assert_eq!(settings.api.base_url, "https://api-gw.onebound.cn");
+        assert_eq!(settings.api.timeout, Duration::from_secs(15));
+        assert_eq!(settings.schedule.timezone, "Asia/Shanghai");
+        assert_eq!(settings.log.format, LogFormat::Pretty);
+        assert!(settings.require(Needs::Database).is_ok());
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let settings = load_env(&[
+            ("DOUYIN_WATCH__API__KEY", "k123456"),
+            ("DOUYIN_WATCH__API__SECRET", "s3cr3t"),
+            ("DOUYIN_WATCH__API__CONCURRENCY", "8"),
+            ("DOUYIN_WATCH__RETRY__BASE_DELAY", "250ms"),
+            ("DOUYIN_WATCH__SCHEDULE__RUN_ON_START", "false"),
+        ])
+        .expect("valid");
+        assert_eq!(settings.api.key, "k123456");
+        assert_eq!(settings.api.secret.expose_secret(), "s3cr3t");
+        assert_eq!(settings.api.concurrency, 8);
+        assert_eq!(settings.retry.base_delay, Duration::from_millis(250));
+        assert!(!settings.schedule.run_on_start);
+        assert!(settings.require(Needs::Api).is_ok());
+    }
+
+    #[test]
+    fn a_file_overrides_defaults_and_the_environment_overrides_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("douyin-watch.toml");
+        std::fs::write(&path, "[api]\nkey = \"from-file\"\nlang = \"en\"\n").expect("write");
+        let environment = HashMap::from([("DOUYIN_WATCH__API__LANG".into(), "ru".into())]);
+        let settings = Settings::load_from(Some(&path), environment).expect("valid");
+        assert_eq!(settings.api.key, "from-file");
+        assert_eq!(settings.api.lang, "ru");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key_and_the_variable() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("DOUYIN_WATCH__API__CONCURRENCY", "0", "api.concurrency"),
+            ("DOUYIN_WATCH__API__RATE_PER_SEC", "0", "api.rate_per_sec"),
+            ("DOUYIN_WATCH__API__RESULT_TYPE", "xml", "api.result_type"),
+            ("DOUYIN_WATCH__API__CACHE", "maybe", "api.cache"),
+            ("DOUYIN_WATCH__API__LANG", "fr", "api.lang"),
+            ("DOUYIN_WATCH__API__BASE_URL", "ftp://x", "api.base_url"),
+            ("DOUYIN_WATCH__API__TIMEOUT", "0s", "api.timeout"),
+            (
+                "DOUYIN_WATCH__SCHEDULE__CRON",
+                "every hour",
+                "schedule.cron",
+            ),
+            (
+                "DOUYIN_WATCH__SCHEDULE__CRON",
+                "0 99 * * * *",
+                "schedule.cron",
+            ),
+            (
+                "DOUYIN_WATCH__SCHEDULE__TIMEZONE",
+                "Mars/Base",
+                "schedule.timezone",
+            ),
+            (
+                "DOUYIN_WATCH__RETRY__MAX_ATTEMPTS",
+                "0",
+                "retry.max_attempts",
+            ),
+            ("DOUYIN_WATCH__RETRY__MAX_DELAY", "1ms", "retry.max_delay"),
+            ("DOUYIN_WATCH__API__TIMEOUT", "soon", "api.timeout"),
+            ("DOUYIN_WATCH__API__CONCURRENCY", "many", "api.concurrency"),
+        ];
+        for (variable, value, key) in cases {
+            let error = load_env(&[(variable, value)])
+                .expect_err(&format!("{variable}={value} must be refused"))
+                .to_string();
+            assert!(error.contains(key), "{variable}={value}: {error}");
+            assert!(error.contains(&env_var(key)), "{variable}={value}: {error}");
+            assert!(
+                !error.contains('\n'),
+                "{variable}={value}: one line: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn run_and_fetch_need_key_and_secret() {
+        let settings = load_env(&[]).expect("valid");
+        let error = settings
+            .require(Needs::Api)
+            .expect_err("no key")
+            .to_string();
+        assert!(error.contains("DOUYIN_WATCH__API__KEY"), "{error}");
+        let settings = load_env(&[("DOUYIN_WATCH__API__KEY", "k")]).expect("valid");
+        let error = settings
+            .require(Needs::Api)
+            .expect_err("no secret")
+            .to_string();
+        assert!(error.contains("DOUYIN_WATCH__API__SECRET"), "{error}");
+    }
+
+    #[test]
+    fn the_secret_can_come_from_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "file-secret\n").expect("write");
+        let settings = load_env(&[
+            ("DOUYIN_WATCH__API__KEY", "k"),
+            (
+                "DOUYIN_WATCH__API__SECRET_FILE",
+                path.to_str().expect("utf-8"),
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(settings.api.secret.expose_secret(), "file-secret");
+        let error = load_env(&[("DOUYIN_WATCH__API__SECRET_FILE", "/nonexistent/secret")])
+            .expect_err("missing file")
+            .to_string();
+        assert!(error.contains("DOUYIN_WATCH__API__SECRET_FILE"), "{error}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret_and_most_of_the_key() {
+        let settings = load_env(&[
+            ("DOUYIN_WATCH__API__KEY", "key-abcdefgh"),
+            ("DOUYIN_WATCH__API__SECRET", "very-secret-value"),
+        ])
+        .expect("valid");
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("very-secret-value"), "{debug}");
+        assert!(!debug.contains("key-abcd"), "{debug}");
+        assert!(debug.contains("efgh"), "{debug}");
+    }
+
+    #[test]
+    fn cron_expressions_get_a_seconds_field() {
+        let cases = [
+            ("*/30 * * * *", Some("0 */30 * * * *")),
+            ("0 0 * * * *", Some("0 0 * * * *")),
+            ("  */5   * * * * * ", Some("*/5 * * * * *")),
+            ("* * *", None),
+            ("", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                cron_with_seconds(input).as_deref(),
+                expected,
+                "input {input:?}"
+            );
+        }
+    }
+}
