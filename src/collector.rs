@@ -398,8 +398,12 @@ async fn collect_video(ctx: Arc<PassContext>, id: VideoId, first_slot: Slot) -> 
         let started_at = Utc::now();
         let answer = ctx.client.item_get_video(&id).await;
         let finished_at = Utc::now();
-        drop(held);
         let verdict = judge(&id, answer.exchange());
+        if verdict.next == Next::StopPass {
+            // Before this call's slot frees up, so that no further call starts.
+            ctx.stop.cancel();
+        }
+        drop(held);
         let api_info = verdict.api_info.as_deref().map(parse_api_info);
         if let Some(Some(info)) = &api_info {
             ctx.guard.observe(finished_at, info);

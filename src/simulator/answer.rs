@@ -193,7 +193,7 @@ pub(super) fn generate(
         title = format!("{} {title}", pick(&mut rng, CAPTIONS));
     }
     if edition > 0 {
-        title.push_str(&format!(" (第{}版)", edition + 1));
+        title.push_str(&format!(" (第{}版)", edition.saturating_add(1)));
     }
 
     let signature = (0..rng.usize(1..=3))

@@ -78,11 +78,14 @@ impl Quota {
         match day.signed_duration_since(self.day).num_days() {
             ..=0 => return,
             1 => {
-                self.earlier += self.yesterday;
+                self.earlier = self.earlier.saturating_add(self.yesterday);
                 self.yesterday = self.today;
             }
             _ => {
-                self.earlier += self.yesterday + self.today;
+                self.earlier = self
+                    .earlier
+                    .saturating_add(self.yesterday)
+                    .saturating_add(self.today);
                 self.yesterday = 0;
             }
         }
@@ -92,7 +95,9 @@ impl Quota {
 
     /// The all-time total of charged calls.
     pub fn total(&self) -> u64 {
-        self.today + self.yesterday + self.earlier
+        self.today
+            .saturating_add(self.yesterday)
+            .saturating_add(self.earlier)
     }
 
     /// The `api_info` text, e.g. `today:39 max:10000 all[104=39+33+32];expires:2030-12-31`.
@@ -189,7 +194,8 @@ impl State {
 
     /// Charges one call for `item_id`; returns how many charged answers it had before.
     fn charge(&mut self, item_id: &str) -> u64 {
-        self.quota.today += 1;
+        // `today` can be set to anything through `set_today`, so saturate rather than overflow.
+        self.quota.today = self.quota.today.saturating_add(1);
         self.stats.charged += 1;
         let count = self.charged_per_item.entry(item_id.to_owned()).or_default();
         *count += 1;

@@ -147,6 +147,11 @@ impl Connection {
         }
         let head = parse_head(&self.buffer[..head_end])?;
         let body_start = head_end + 4;
+        if head.expect_continue && self.buffer.len() < body_start + head.content_length {
+            self.stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await?;
+        }
         while self.buffer.len() < body_start + head.content_length {
             if self.fill().await? == 0 {
                 return Err(ReadError::Truncated);
@@ -220,6 +225,8 @@ struct Head {
     content_length: usize,
     /// Whether the connection stays open after the answer.
     keep_alive: bool,
+    /// Whether the client waits for `100 Continue` before sending the body.
+    expect_continue: bool,
 }
 
 /// Parses a request head (without the blank line that ends it).
@@ -245,6 +252,7 @@ fn parse_head(head: &[u8]) -> Result<Head, ReadError> {
         _ => return Err(ReadError::Malformed("not HTTP/1.0 or HTTP/1.1")),
     };
     let mut content_length = 0;
+    let mut expect_continue = false;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             return Err(ReadError::Malformed("header line without a colon"));
@@ -259,6 +267,8 @@ fn parse_head(head: &[u8]) -> Result<Head, ReadError> {
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(ReadError::TransferEncoding);
+        } else if name.eq_ignore_ascii_case("expect") {
+            expect_continue = value.eq_ignore_ascii_case("100-continue");
         } else if name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") {
@@ -274,6 +284,7 @@ fn parse_head(head: &[u8]) -> Result<Head, ReadError> {
         target: target.to_owned(),
         content_length,
         keep_alive,
+        expect_continue,
     })
 }
 
@@ -301,9 +312,15 @@ mod head_tests {
                 target: "/_sim/today".into(),
                 content_length: 12,
                 keep_alive: false,
+                expect_continue: false,
             }
         );
         assert!(!parse_head(b"GET / HTTP/1.0").unwrap().keep_alive);
+        assert!(
+            parse_head(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1")
+                .unwrap()
+                .expect_continue
+        );
         assert!(
             parse_head(b"GET / HTTP/1.0\r\nConnection: Keep-Alive")
                 .unwrap()

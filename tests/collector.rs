@@ -1,0 +1,715 @@
+//! Collection passes against the real simulator over loopback HTTP and a real SQLite file.
+//!
+//! Each test drives `Collector::run_pass` directly (no cron) and checks what reached the database
+//! and how many requests the simulator saw: versions, the error-code policy, the money rules.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use douyin_watch::client::ApiClient;
+use douyin_watch::collector::{Collector, PassOptions, PassReport, StopReason, Trigger};
+use douyin_watch::settings::Settings;
+use douyin_watch::simulator::{Scripted, Simulator, SimulatorConfig};
+use douyin_watch::store::Store;
+use douyin_watch::video_id::VideoId;
+use serde_json::{Value, json};
+use sqlx::SqlitePool;
+use sqlx::sqlite::SqliteConnectOptions;
+use tokio_util::sync::CancellationToken;
+
+const KEY: &str = "test-key";
+const SECRET: &str = "SECRET-canary-7f3a9";
+const ID_A: &str = "7118694749548072205";
+
+/// 19-digit ids for tests: 7100000000000000000 + n.
+fn ids(n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|i| (7_100_000_000_000_000_000u64 + i as u64).to_string())
+        .collect()
+}
+
+struct Harness {
+    dir: tempfile::TempDir,
+    simulator: Simulator,
+    settings: Settings,
+    store: Store,
+}
+
+impl Harness {
+    /// A simulator with `config` (credentials filled in) and a fresh database; `env` tunes settings.
+    async fn new(config: SimulatorConfig, env: &[(&str, &str)]) -> Harness {
+        let simulator = Simulator::start(
+            "127.0.0.1:0".parse().expect("address"),
+            SimulatorConfig {
+                key: Some(KEY.to_owned()),
+                secret: Some(SECRET.to_owned()),
+                ..config
+            },
+        )
+        .await
+        .expect("simulator starts");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut environment: HashMap<String, String> = HashMap::from([
+            (
+                "DOUYIN_WATCH__DATABASE__URL".to_owned(),
+                format!("sqlite://{}", dir.path().join("test.db").display()),
+            ),
+            (
+                "DOUYIN_WATCH__API__BASE_URL".to_owned(),
+                simulator.base_url(),
+            ),
+            ("DOUYIN_WATCH__API__KEY".to_owned(), KEY.to_owned()),
+            ("DOUYIN_WATCH__API__SECRET".to_owned(), SECRET.to_owned()),
+            ("DOUYIN_WATCH__API__TIMEOUT".to_owned(), "2s".to_owned()),
+            (
+                "DOUYIN_WATCH__API__RATE_PER_SEC".to_owned(),
+                "1000".to_owned(),
+            ),
+            (
+                "DOUYIN_WATCH__RETRY__BASE_DELAY".to_owned(),
+                "10ms".to_owned(),
+            ),
+            (
+                "DOUYIN_WATCH__RETRY__MAX_DELAY".to_owned(),
+                "50ms".to_owned(),
+            ),
+        ]);
+        for (key, value) in env {
+            environment.insert((*key).to_owned(), (*value).to_owned());
+        }
+        let settings = Settings::load_from(None, environment).expect("valid settings");
+        let store = Store::open(settings.database_options().expect("url"))
+            .await
+            .expect("store opens");
+        Harness {
+            dir,
+            simulator,
+            settings,
+            store,
+        }
+    }
+
+    fn collector(&self) -> Collector {
+        Collector::new(
+            self.store.clone(),
+            ApiClient::new(&self.settings.api).expect("client"),
+            PassOptions::from_settings(&self.settings),
+        )
+    }
+
+    async fn watch(&self, ids: &[&str]) {
+        let ids: Vec<VideoId> = ids.iter().map(|id| id.parse().expect("id")).collect();
+        self.store
+            .add_videos(&ids, None, chrono::Utc::now())
+            .await
+            .expect("add");
+    }
+
+    async fn pass(&self) -> PassReport {
+        self.collector()
+            .run_pass(Trigger::Fetch, None, &CancellationToken::new())
+            .await
+            .expect("pass runs")
+    }
+
+    /// A separate read-only connection, as a user's `sqlite3` would have.
+    async fn sql(&self) -> SqlitePool {
+        SqlitePool::connect_with(
+            SqliteConnectOptions::new()
+                .filename(self.dir.path().join("test.db"))
+                .read_only(true),
+        )
+        .await
+        .expect("read connection")
+    }
+
+    async fn rows(&self, query: &'static str) -> Vec<sqlx::sqlite::SqliteRow> {
+        sqlx::query(query)
+            .fetch_all(&self.sql().await)
+            .await
+            .expect("query")
+    }
+
+    async fn scalar(&self, query: &'static str) -> i64 {
+        sqlx::query_scalar(query)
+            .fetch_one(&self.sql().await)
+            .await
+            .expect("query")
+    }
+}
+
+/// calls_today, calls_max, calls_total, calls_total_parts, expires_on, api_info.
+type QuotaRow = (
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+fn fixture_item() -> Value {
+    let fixture: Value =
+        serde_json::from_str(include_str!("fixtures/item_get_video.ok.json")).expect("fixture");
+    fixture["item"].clone()
+}
+
+fn get<T>(row: &sqlx::sqlite::SqliteRow, column: &str) -> T
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    sqlx::Row::try_get(row, column).unwrap_or_else(|e| panic!("column {column}: {e}"))
+}
+
+#[tokio::test]
+async fn versions_change_only_with_content_and_record_what_changed() {
+    let h = Harness::new(SimulatorConfig::default(), &[]).await;
+    h.watch(&[ID_A]).await;
+    let original = fixture_item();
+    // Same content, but the CDN shard, signature, expiry and tracking parameters differ.
+    let mut volatile = original.clone();
+    volatile["video"]["pic_url"] = json!(
+        "https://p3-sign.douyinpic.com/tos-cn-p-0015/fd7cd149586445ffa92a54d0b0c505e9~c5_300x400.jpeg?x-expires=1999999999&x-signature=zzz&from=1&s=PackSourceEnum_DOUYIN_REFLOW&se=false&sc=cover&l=2099"
+    );
+    volatile["detail_url"] = json!(
+        "https://www.iesdouyin.com/share/video/7118694749548072205/?region=&mid=1&u_code=9&did=X&iid=Y&with_sec_did=1&titleType=title"
+    );
+    let mut retitled = original.clone();
+    retitled["title"] = json!("a new title");
+    h.simulator.script(
+        ID_A,
+        vec![
+            Scripted::Item(original.clone()),
+            Scripted::Item(volatile),
+            Scripted::Item(retitled),
+            Scripted::Item(original),
+        ],
+    );
+    let mut new_versions = Vec::new();
+    for _ in 0..4 {
+        let report = h.pass().await;
+        assert_eq!(report.totals.fetched_ok, 1, "{}", report.summary());
+        new_versions.push(report.totals.new_versions);
+    }
+    assert_eq!(
+        new_versions,
+        [1, 0, 1, 1],
+        "v1, same, title change, change back"
+    );
+
+    let versions = h
+        .rows("SELECT version, seen_count, changed_fields, title, raw FROM snapshots ORDER BY version")
+        .await;
+    let summary: Vec<(i64, i64, String)> = versions
+        .iter()
+        .map(|r| {
+            (
+                get(r, "version"),
+                get(r, "seen_count"),
+                get(r, "changed_fields"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, 2, "[]".to_owned()),
+            (2, 1, r#"["title"]"#.to_owned()),
+            (3, 1, r#"["title"]"#.to_owned()),
+        ]
+    );
+    let raw: String = get(&versions[0], "raw");
+    let raw: Value = serde_json::from_str(&raw).expect("raw is JSON");
+    assert_eq!(raw["num_iid"], json!(ID_A), "the raw item is kept");
+    let fetch_links = h
+        .scalar(
+            "SELECT COUNT(*) FROM fetches f JOIN snapshots s ON s.id = f.snapshot_id \
+             WHERE f.outcome = 'ok'",
+        )
+        .await;
+    assert_eq!(
+        fetch_links, 4,
+        "every ok fetch points at the version it saw"
+    );
+    let latest = h.rows("SELECT version, title FROM latest_snapshots").await;
+    assert_eq!(latest.len(), 1);
+    assert_eq!(get::<i64>(&latest[0], "version"), 3);
+}
+
+#[tokio::test]
+async fn the_simulators_rotating_urls_make_no_new_versions() {
+    let h = Harness::new(SimulatorConfig::default(), &[]).await;
+    let all = ids(5);
+    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    let first = h.pass().await;
+    let second = h.pass().await;
+    assert_eq!((first.totals.fetched_ok, first.totals.new_versions), (5, 5));
+    assert_eq!(
+        (second.totals.fetched_ok, second.totals.new_versions),
+        (5, 0)
+    );
+    assert_eq!(h.scalar("SELECT MIN(seen_count) FROM snapshots").await, 2);
+}
+
+#[tokio::test]
+async fn not_found_marks_the_video_is_charged_and_is_not_retried() {
+    let gone = "7100000000000000404";
+    let h = Harness::new(
+        SimulatorConfig {
+            not_found: HashSet::from([gone.to_owned()]),
+            ..SimulatorConfig::default()
+        },
+        &[],
+    )
+    .await;
+    h.watch(&[gone, ID_A]).await;
+    let report = h.pass().await;
+    assert_eq!(report.totals.not_found, 1);
+    assert_eq!(report.totals.fetched_ok, 1);
+    assert_eq!(report.totals.charged_calls, 2);
+    assert_eq!(
+        h.simulator.stats().per_item.get(gone),
+        Some(&1),
+        "never retried"
+    );
+    let rows = h
+        .rows("SELECT status, status_changed_at, last_error_code FROM videos WHERE video_id = '7100000000000000404'")
+        .await;
+    assert_eq!(get::<String>(&rows[0], "status"), "not_found");
+    assert!(get::<Option<String>>(&rows[0], "status_changed_at").is_some());
+    assert_eq!(get::<String>(&rows[0], "last_error_code"), "2000");
+    let fetch = h
+        .rows("SELECT outcome, error_code, error, reason, charged FROM fetches WHERE video_id = '7100000000000000404'")
+        .await;
+    assert_eq!(get::<String>(&fetch[0], "outcome"), "api_error");
+    assert_eq!(get::<String>(&fetch[0], "error"), "item-not-found");
+    assert_eq!(get::<String>(&fetch[0], "reason"), "没找到");
+    assert!(get::<bool>(&fetch[0], "charged"));
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_with_one_row_per_attempt() {
+    let h = Harness::new(
+        SimulatorConfig::default(),
+        &[("DOUYIN_WATCH__RETRY__MAX_ATTEMPTS", "5")],
+    )
+    .await;
+    h.watch(&[ID_A]).await;
+    h.simulator.script(
+        ID_A,
+        vec![
+            Scripted::Code("4000".into()),
+            Scripted::Http(502, "<html>502 Bad Gateway</html>".into()),
+            Scripted::Reset,
+            Scripted::Code("5000".into()),
+        ],
+    );
+    let report = h.pass().await;
+    assert_eq!(report.totals.fetched_ok, 1, "{}", report.summary());
+    assert_eq!(report.totals.calls, 5);
+    assert_eq!(report.totals.charged_calls, 1);
+    let attempts = h
+        .rows("SELECT attempt, outcome, COALESCE(error_code, error) AS code, http_status, charged FROM fetches ORDER BY id")
+        .await;
+    let seen: Vec<(i64, String, String)> = attempts
+        .iter()
+        .map(|r| (get(r, "attempt"), get(r, "outcome"), get(r, "code")))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "api_error".into(), "4000".into()),
+            (2, "http_error".into(), "http_502".into()),
+            (3, "transport_error".into(), "connection_reset".into()),
+            (4, "api_error".into(), "5000".into()),
+            (5, "ok".into(), "0000".into()),
+        ]
+    );
+    assert_eq!(get::<Option<i64>>(&attempts[1], "http_status"), Some(502));
+    assert_eq!(
+        h.scalar("SELECT COUNT(*) FROM failures").await,
+        4,
+        "the failures view lists every failed attempt"
+    );
+}
+
+#[tokio::test]
+async fn retries_stop_at_max_attempts() {
+    let h = Harness::new(
+        SimulatorConfig::default(),
+        &[("DOUYIN_WATCH__RETRY__MAX_ATTEMPTS", "3")],
+    )
+    .await;
+    h.watch(&[ID_A]).await;
+    h.simulator
+        .script(ID_A, vec![Scripted::Code("4001".into()); 5]);
+    let report = h.pass().await;
+    assert_eq!(report.totals.failed, 1);
+    assert_eq!(report.totals.calls, 3);
+    assert_eq!(h.scalar("SELECT MAX(attempt) FROM fetches").await, 3);
+    let video = h
+        .rows("SELECT status, last_error_code, consecutive_failures FROM videos")
+        .await;
+    assert_eq!(get::<String>(&video[0], "status"), "failing");
+    assert_eq!(get::<String>(&video[0], "last_error_code"), "4001");
+    assert_eq!(get::<i64>(&video[0], "consecutive_failures"), 3);
+}
+
+#[tokio::test]
+async fn charged_or_hopeless_answers_are_never_retried() {
+    let h = Harness::new(
+        SimulatorConfig::default(),
+        &[("DOUYIN_WATCH__RETRY__MAX_ATTEMPTS", "5")],
+    )
+    .await;
+    let all = ids(5);
+    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    let mut other = fixture_item();
+    other["num_iid"] = json!("7999999999999999999");
+    let scripts = [
+        Scripted::Item(other),         // charged, but for another id
+        Scripted::Code("4003".into()), // per-video
+        Scripted::Code("9999".into()), // unknown code: per-video
+        Scripted::Body(b"<html><body>oops</body></html>".to_vec()), // 200 that is not JSON
+        Scripted::Body(br#"{"error_code":"0000","api_info":"today:1 max:10"}"#.to_vec()),
+    ];
+    for (id, script) in all.iter().zip(scripts) {
+        h.simulator.script(id, vec![script]);
+    }
+    let report = h.pass().await;
+    assert_eq!(report.totals.failed, 5, "{}", report.summary());
+    assert_eq!(report.totals.calls, 5, "one call each, no retry");
+    let outcomes = h
+        .rows("SELECT outcome, COALESCE(error_code, '') || '/' || COALESCE(error, '') AS code, charged FROM fetches ORDER BY video_id")
+        .await;
+    let seen: Vec<(String, String, bool)> = outcomes
+        .iter()
+        .map(|r| (get(r, "outcome"), get(r, "code"), get(r, "charged")))
+        .collect();
+    let expected = [
+        ("decode_error", "0000/item_mismatch", true),
+        ("api_error", "4003/param-error", false),
+        ("api_error", "9999/unknown-error", false),
+        ("decode_error", "/invalid_answer", false),
+        ("decode_error", "0000/missing_item", true),
+    ]
+    .map(|(outcome, code, charged)| (outcome.to_owned(), code.to_owned(), charged));
+    assert_eq!(seen, expected);
+    assert_eq!(h.scalar("SELECT COUNT(*) FROM snapshots").await, 0);
+}
+
+#[tokio::test]
+async fn an_account_level_code_stops_the_pass_at_once() {
+    let h = Harness::new(
+        SimulatorConfig::default(),
+        &[("DOUYIN_WATCH__API__CONCURRENCY", "1")],
+    )
+    .await;
+    let all = ids(6);
+    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    h.simulator
+        .script(&all[0], vec![Scripted::Code("4005".into())]);
+    let report = h.pass().await;
+    assert!(
+        matches!(&report.stop, Some(StopReason::Account { code, .. }) if code == "4005"),
+        "{:?}",
+        report.stop
+    );
+    assert_eq!(h.simulator.stats().requests, 1, "no call after 4005");
+    assert_eq!(report.totals.skipped, 5);
+    let pass = h.rows("SELECT stopped_by, skipped FROM passes").await;
+    assert_eq!(get::<String>(&pass[0], "stopped_by"), "4005");
+    // The account failed, not the video: it stays first in line for the next pass.
+    let untouched = h
+        .scalar("SELECT COUNT(*) FROM videos WHERE last_fetched_at IS NULL AND status = 'pending'")
+        .await;
+    assert_eq!(untouched, 6);
+}
+
+#[tokio::test]
+async fn after_4013_no_call_is_made_until_the_beijing_day_rolls_over() {
+    let h = Harness::new(
+        SimulatorConfig::default(),
+        &[("DOUYIN_WATCH__API__CONCURRENCY", "1")],
+    )
+    .await;
+    let all = ids(6);
+    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    // The quota figures did not warn us (another client of the same key spent them).
+    h.simulator
+        .script(&all[0], vec![Scripted::Code("4013".into())]);
+    let first = h.pass().await;
+    assert!(
+        matches!(&first.stop, Some(StopReason::Account { code, .. }) if code == "4013"),
+        "{:?}",
+        first.stop
+    );
+    assert_eq!(h.simulator.stats().requests, 1);
+
+    // The next pass, as after a restart, makes no call at all.
+    let second = h.pass().await;
+    assert!(
+        matches!(&second.stop, Some(StopReason::Paused { .. })),
+        "{:?}",
+        second.stop
+    );
+    assert_eq!(second.totals.skipped, 6);
+    assert_eq!(h.simulator.stats().requests, 1);
+    let pause = h.rows("SELECT until, cause, error_code FROM pauses").await;
+    assert_eq!(get::<String>(&pause[0], "cause"), "quota_exceeded");
+    assert_eq!(get::<String>(&pause[0], "error_code"), "4013");
+    let until: String = get(&pause[0], "until");
+    let reset = douyin_watch::quota::next_quota_reset(chrono::Utc::now());
+    assert_eq!(until, douyin_watch::store::timestamp(reset));
+}
+
+#[tokio::test]
+async fn the_daily_max_from_api_info_stops_calls_before_onebound_refuses_them() {
+    let h = Harness::new(
+        SimulatorConfig {
+            daily_max: 3,
+            ..SimulatorConfig::default()
+        },
+        &[("DOUYIN_WATCH__API__CONCURRENCY", "1")],
+    )
+    .await;
+    let all = ids(6);
+    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    let first = h.pass().await;
+    assert_eq!(first.totals.fetched_ok, 3);
+    assert!(
+        matches!(
+            first.stop,
+            Some(StopReason::QuotaReserve {
+                today: 3,
+                max: 3,
+                reserve: 0
+            })
+        ),
+        "{:?}",
+        first.stop
+    );
+    assert_eq!(
+        h.simulator.stats().requests,
+        3,
+        "no call was refused with 4013"
+    );
+    let second = h.pass().await;
+    assert_eq!(second.totals.calls, 0);
+    assert_eq!(h.simulator.stats().requests, 3);
+}
+
+#[tokio::test]
+async fn the_quota_guard_counts_calls_in_flight() {
+    let h = Harness::new(
+        SimulatorConfig {
+            daily_max: 100,
+            latency: Duration::from_millis(100),
+            ..SimulatorConfig::default()
+        },
+        &[
+            ("DOUYIN_WATCH__API__CONCURRENCY", "32"),
+            ("DOUYIN_WATCH__QUOTA__RESERVE", "6"),
+        ],
+    )
+    .await;
+    h.watch(&[ID_A]).await;
+    h.simulator.set_today(90);
+    // One call teaches the collector today = 91 of 100; 100 - 91 - 6 leaves 3 calls.
+    assert_eq!(h.pass().await.totals.calls, 1);
+    let all = ids(40);
+    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    let report = h.pass().await;
+    assert_eq!(report.totals.calls, 3, "{}", report.summary());
+    assert!(matches!(report.stop, Some(StopReason::QuotaReserve { .. })));
+    assert_eq!(h.simulator.stats().today, 94);
+    // Reserve reached: the next pass calls nothing.
+    let next = h.pass().await;
+    assert_eq!(next.totals.calls, 0);
+    assert!(matches!(
+        next.stop,
+        Some(StopReason::QuotaReserve {
+            today: 94,
+            max: 100,
+            reserve: 6
+        })
+    ));
+}
+
+#[tokio::test]
+async fn rate_limiting_lowers_the_pace_and_every_video_is_fetched() {
+    let h = Harness::new(
+        SimulatorConfig {
+            max_concurrent: Some(2),
+            latency: Duration::from_millis(30),
+            ..SimulatorConfig::default()
+        },
+        &[
+            ("DOUYIN_WATCH__API__CONCURRENCY", "8"),
+            ("DOUYIN_WATCH__RETRY__MAX_ATTEMPTS", "6"),
+        ],
+    )
+    .await;
+    let all = ids(40);
+    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    let report = h.pass().await;
+    assert_eq!(report.totals.fetched_ok, 40, "{}", report.summary());
+    let rate_limited = h
+        .simulator
+        .stats()
+        .by_code
+        .get("4008")
+        .copied()
+        .unwrap_or(0);
+    assert!(rate_limited > 0, "the cap was hit at first");
+    assert!(
+        rate_limited < 40,
+        "far fewer 4008 than videos: {rate_limited}"
+    );
+    assert_eq!(report.totals.charged_calls, 40);
+}
+
+#[tokio::test]
+async fn passes_take_the_longest_unfetched_videos_first() {
+    let h = Harness::new(
+        SimulatorConfig::default(),
+        &[("DOUYIN_WATCH__API__CONCURRENCY", "1")],
+    )
+    .await;
+    let all = ids(3);
+    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    h.pass().await;
+    // Fetch the first one again on its own: it becomes the most recently fetched.
+    h.collector()
+        .run_pass(
+            Trigger::Fetch,
+            Some(vec![all[0].parse().expect("id")]),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("pass");
+    let third = h.pass().await;
+    let order: Vec<String> =
+        sqlx::query_scalar("SELECT video_id FROM fetches WHERE pass_id = ? ORDER BY id")
+            .bind(third.pass_id)
+            .fetch_all(&h.sql().await)
+            .await
+            .expect("query");
+    assert_eq!(order, [all[1].clone(), all[2].clone(), all[0].clone()]);
+}
+
+#[tokio::test]
+async fn every_api_info_shape_is_stored_and_a_bad_one_never_fails_the_fetch() {
+    let h = Harness::new(SimulatorConfig::default(), &[]).await;
+    let all = ids(3);
+    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    let answer = |id: &str, api_info: &str| {
+        let mut item = fixture_item();
+        item["num_iid"] = json!(id);
+        let body = json!({"item": item, "error_code": "0000", "api_info": api_info, "execution_time": 0.1});
+        Scripted::Body(body.to_string().into_bytes())
+    };
+    h.simulator.script(
+        &all[0],
+        vec![answer(
+            &all[0],
+            "today:39 max:10000 all[104=39+33+32];expires:2030-12-31",
+        )],
+    );
+    h.simulator.script(
+        &all[1],
+        vec![answer(
+            &all[1],
+            "today: max:20000 all[=++];expires:2024-01-16",
+        )],
+    );
+    h.simulator
+        .script(&all[2], vec![answer(&all[2], "quota: plenty")]);
+    let report = h.pass().await;
+    assert_eq!(report.totals.fetched_ok, 3, "{}", report.summary());
+    let samples = h
+        .rows("SELECT calls_today, calls_max, calls_total, calls_total_parts, expires_on, api_info FROM quota_samples ORDER BY api_info")
+        .await;
+    let seen: Vec<QuotaRow> = samples
+        .iter()
+        .map(|r| {
+            (
+                get(r, "calls_today"),
+                get(r, "calls_max"),
+                get(r, "calls_total"),
+                get(r, "calls_total_parts"),
+                get(r, "expires_on"),
+                get(r, "api_info"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (None, None, None, None, None, "quota: plenty".to_owned()),
+            (
+                None,
+                Some(20000),
+                None,
+                None,
+                Some("2024-01-16".to_owned()),
+                "today: max:20000 all[=++];expires:2024-01-16".to_owned()
+            ),
+            (
+                Some(39),
+                Some(10000),
+                Some(104),
+                Some("[39,33,32]".to_owned()),
+                Some("2030-12-31".to_owned()),
+                "today:39 max:10000 all[104=39+33+32];expires:2030-12-31".to_owned()
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_secret_never_reaches_the_database() {
+    let h = Harness::new(
+        SimulatorConfig::default(),
+        &[
+            ("DOUYIN_WATCH__API__TIMEOUT", "200ms"),
+            ("DOUYIN_WATCH__RETRY__MAX_ATTEMPTS", "2"),
+        ],
+    )
+    .await;
+    let all = ids(4);
+    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    h.simulator
+        .script(&all[0], vec![Scripted::Hang, Scripted::Hang]);
+    h.simulator
+        .script(&all[1], vec![Scripted::Http(500, "server error".into())]);
+    h.simulator
+        .script(&all[2], vec![Scripted::Body(b"not json".to_vec())]);
+    h.simulator.script(&all[3], vec![Scripted::Reset]);
+    let report = h.pass().await;
+    assert!(report.totals.failed >= 1, "{}", report.summary());
+    let timeouts = h
+        .scalar("SELECT COUNT(*) FROM fetches WHERE error = 'timeout'")
+        .await;
+    assert_eq!(timeouts, 2);
+    h.store.close().await;
+    for name in ["test.db", "test.db-wal"] {
+        let path = h.dir.path().join(name);
+        if let Ok(bytes) = std::fs::read(&path) {
+            assert!(
+                !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+                "the secret is in {name}"
+            );
+        }
+    }
+}
