@@ -102,16 +102,17 @@ CREATE TABLE quota_samples (
     calls_total       INTEGER,
     calls_total_parts TEXT,                                -- JSON array of the numbers after '=' in all[...]
     expires_on        TEXT,                                -- the key's expiry date (YYYY-MM-DD)
-    api_info          TEXT NOT NULL                        -- the text as sent, kept even when it could not be parsed
+    api_info          TEXT NOT NULL                        -- the text as sent (first 1024 characters), kept even when it could not be parsed
 );
 CREATE INDEX quota_samples_by_time ON quota_samples (observed_at);
 
--- Times when the collector makes no calls at all, e.g. after 4013 (calls exceeded) until the quota resets.
+-- Times when the collector makes no calls at all: after 4013 until the quota resets, after other
+-- account-level codes for retry.account_pause (doubling while they repeat).
 CREATE TABLE pauses (
     id         INTEGER PRIMARY KEY,
     created_at TEXT NOT NULL,
     until      TEXT NOT NULL,                              -- no call before this instant (the next Beijing midnight)
-    cause      TEXT NOT NULL,                              -- 'quota_exceeded' (after 4013)
+    cause      TEXT NOT NULL,                              -- 'quota_exceeded' (after 4013) or 'account_error'
     error_code TEXT,
     message    TEXT NOT NULL
 );

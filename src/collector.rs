@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
 use tokio::task::JoinSet;
@@ -154,6 +154,8 @@ pub struct PassOptions {
     pub base_delay: Duration,
     pub max_delay: Duration,
     pub reserve: u64,
+    pub account_pause: Duration,
+    pub account_pause_max: Duration,
 }
 
 impl PassOptions {
@@ -166,6 +168,8 @@ impl PassOptions {
             base_delay: settings.retry.base_delay,
             max_delay: settings.retry.max_delay,
             reserve: settings.quota.reserve,
+            account_pause: settings.retry.account_pause,
+            account_pause_max: settings.retry.account_pause_max,
         }
     }
 
@@ -521,27 +525,48 @@ fn log_failure(id: &VideoId, attempt: u32, verdict: &Verdict) {
     }
 }
 
-async fn stop_for_account(ctx: &PassContext, verdict: &Verdict, at: chrono::DateTime<Utc>) {
+/// How long calls pause after an account-level code, when `earlier` such pauses came before it
+/// with no successful fetch in between: `base`, doubled each time, at most `max`.
+fn account_pause(base: Duration, max: Duration, earlier: u32) -> Duration {
+    base.saturating_mul(2u32.saturating_pow(earlier)).min(max)
+}
+
+/// Stops the pass for an account-level code and records the pause that keeps later passes quiet:
+/// until Beijing midnight after 4013, an exponentially growing one after the others.
+async fn stop_for_account(ctx: &PassContext, verdict: &Verdict, at: DateTime<Utc>) {
     let code = verdict.error_code.clone().unwrap_or_default();
     let meaning = error_code::meaning(&code);
-    if code == "4013" {
-        let until = timestamp(next_quota_reset(at));
-        let pause = Pause {
-            created_at: timestamp(at),
-            until: until.clone(),
-            cause: "quota_exceeded".to_owned(),
-            error_code: Some(code.clone()),
-            message: format!(
-                "onebound answered 4013 ({meaning}); no calls until the Beijing day rolls over"
-            ),
+    ctx.stop_for(StopReason::Account {
+        code: code.clone(),
+        meaning: meaning.clone(),
+    });
+    let (cause, until) = if code == "4013" {
+        ("quota_exceeded", next_quota_reset(at))
+    } else {
+        let earlier = match ctx.store.account_pauses_since_last_success().await {
+            Ok(earlier) => earlier,
+            Err(error) => return ctx.fail(error),
         };
-        if let Err(error) = ctx.store.insert_pause(&pause).await {
-            ctx.fail(error);
-        } else {
-            warn!(until, "calls paused until the quota resets");
-        }
+        let pause = account_pause(
+            ctx.options.account_pause,
+            ctx.options.account_pause_max,
+            earlier,
+        );
+        let until = at + chrono::Duration::from_std(pause).unwrap_or(chrono::Duration::MAX);
+        ("account_error", until)
+    };
+    let until = timestamp(until);
+    let pause = Pause {
+        created_at: timestamp(at),
+        until: until.clone(),
+        cause: cause.to_owned(),
+        error_code: Some(code.clone()),
+        message: format!("onebound answered {code} ({meaning}); no calls until {until}"),
+    };
+    match ctx.store.insert_pause(&pause).await {
+        Ok(()) => error!(error_code = %code, until, "calls paused: {meaning}"),
+        Err(error) => ctx.fail(error),
     }
-    ctx.stop_for(StopReason::Account { code, meaning });
 }
 
 async fn record_skipped_retry(
@@ -572,5 +597,31 @@ async fn record_skipped_retry(
     };
     if let Err(error) = ctx.store.record_attempt(&record).await {
         ctx.fail(error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_pauses_double_up_to_the_maximum() {
+        let base = Duration::from_secs(600);
+        let max = Duration::from_secs(6 * 3600);
+        let cases = [
+            (0, 600),
+            (1, 1200),
+            (2, 2400),
+            (5, 19200),
+            (6, 21600),
+            (40, 21600),
+        ];
+        for (earlier, seconds) in cases {
+            assert_eq!(
+                account_pause(base, max, earlier),
+                Duration::from_secs(seconds),
+                "after {earlier} earlier pauses"
+            );
+        }
     }
 }

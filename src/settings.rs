@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sqlx::sqlite::SqliteConnectOptions;
 
 /// The defaults, with a comment on every key.
@@ -44,7 +44,7 @@ fn invalid(key: &'static str, problem: impl Into<String>) -> SettingsError {
 }
 
 /// All settings, validated.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Settings {
     pub database: DatabaseSettings,
     pub api: ApiSettings,
@@ -56,43 +56,49 @@ pub struct Settings {
 }
 
 /// Where the SQLite database lives.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct DatabaseSettings {
     pub url: String,
 }
 
 /// How to reach onebound and how hard to push it.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 pub struct ApiSettings {
     pub base_url: String,
+    #[serde(serialize_with = "show_key")]
     pub key: String,
+    #[serde(serialize_with = "show_secret")]
     pub secret: SecretString,
     pub secret_file: String,
     pub cache: String,
     pub lang: String,
     pub result_type: String,
     pub version: String,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub timeout: Duration,
     pub concurrency: usize,
     pub rate_per_sec: u32,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub short_link_timeout: Duration,
     pub max_body_bytes: usize,
 }
 
 /// Retries of transient failures.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct RetrySettings {
     pub max_attempts: u32,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub base_delay: Duration,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub max_delay: Duration,
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
+    pub account_pause: Duration,
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
+    pub account_pause_max: Duration,
 }
 
 /// When the daemon runs passes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ScheduleSettings {
     pub cron: String,
     pub timezone: String,
@@ -100,20 +106,20 @@ pub struct ScheduleSettings {
 }
 
 /// How much of the daily quota is never spent.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct QuotaSettings {
     pub reserve: u64,
 }
 
 /// How long calls in flight may finish after SIGTERM.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ShutdownSettings {
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub grace: Duration,
 }
 
 /// Log output.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
@@ -130,7 +136,7 @@ impl Default for LogSettings {
 }
 
 /// How log lines are written to stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Pretty,
@@ -170,6 +176,23 @@ pub fn redact_key(key: &str) -> String {
             chars[n - 4..].iter().collect::<String>()
         ),
     }
+}
+
+fn show_duration<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&humantime::format_duration(*value).to_string())
+}
+
+fn show_key<S: Serializer>(key: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&redact_key(key))
+}
+
+fn show_secret<S: Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    let shown = if secret.expose_secret().is_empty() {
+        ""
+    } else {
+        "[redacted]"
+    };
+    serializer.serialize_str(shown)
 }
 
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -296,6 +319,12 @@ impl Settings {
         if self.retry.max_attempts == 0 {
             return Err(invalid("retry.max_attempts", "must be at least 1"));
         }
+        if self.retry.account_pause_max < self.retry.account_pause {
+            return Err(invalid(
+                "retry.account_pause_max",
+                "must not be shorter than retry.account_pause",
+            ));
+        }
         if self.retry.max_delay < self.retry.base_delay {
             return Err(invalid(
                 "retry.max_delay",
@@ -321,6 +350,12 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The effective settings as TOML, with the key shortened to its last 4 characters and the
+    /// secret replaced: what `config show` prints.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot show the settings: {e}\n"))
     }
 
     /// SQLite connection options for `database.url`.
@@ -543,6 +578,29 @@ mod tests {
         assert!(!debug.contains("very-secret-value"), "{debug}");
         assert!(!debug.contains("key-abcd"), "{debug}");
         assert!(debug.contains("efgh"), "{debug}");
+    }
+
+    #[test]
+    fn the_shown_configuration_hides_the_secret_and_reads_back() {
+        let settings = load_env(&[
+            ("DOUYIN_WATCH__API__KEY", "key-abcdefgh"),
+            ("DOUYIN_WATCH__API__SECRET", "very-secret-value"),
+            ("DOUYIN_WATCH__API__TIMEOUT", "1m 30s"),
+        ])
+        .expect("valid");
+        let shown = settings.to_redacted_toml();
+        assert!(!shown.contains("very-secret-value"), "{shown}");
+        assert!(!shown.contains("key-abcd"), "{shown}");
+        assert!(shown.contains("secret = \"[redacted]\""), "{shown}");
+        assert!(shown.contains("key = \"********efgh\""), "{shown}");
+        assert!(shown.contains("timeout = \"1m 30s\""), "{shown}");
+        // Apart from the credentials, the output is a valid configuration file.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("shown.toml");
+        std::fs::write(&path, &shown).expect("write");
+        let again = Settings::load_from(Some(&path), HashMap::new()).expect("reads back");
+        assert_eq!(again.api.timeout, Duration::from_secs(90));
+        assert_eq!(again.schedule.cron, settings.schedule.cron);
     }
 
     #[test]

@@ -20,6 +20,9 @@ use crate::content::Content;
 use crate::quota::quota_day;
 use crate::video_id::VideoId;
 
+/// Longest `api_info` text stored; real ones are ~60 characters, a hostile one could be megabytes.
+const MAX_STORED_API_INFO_CHARS: usize = 1024;
+
 /// How long a statement waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -602,6 +605,18 @@ impl Store {
         Ok(())
     }
 
+    /// Account-error pauses recorded since the last successful fetch (for their backoff).
+    pub async fn account_pauses_since_last_success(&self) -> Result<u32, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pauses WHERE cause = 'account_error' AND created_at > \
+             COALESCE((SELECT MAX(finished_at) FROM fetches WHERE outcome = 'ok'), '')",
+        )
+        .fetch_one(&self.writer)
+        .await
+        .map_err(step("reading pauses"))?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
     /// The pause in force at `now`, the one lasting longest if several are.
     pub async fn active_pause(&self, now: DateTime<Utc>) -> Result<Option<Pause>, StoreError> {
         sqlx::query_as(
@@ -653,6 +668,14 @@ impl Store {
             .fetch_one(&self.reader)
             .await
             .map_err(step("checking integrity"))
+    }
+}
+
+/// `text` cut to at most `max` characters (on a character boundary).
+fn cap_chars(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => &text[..end],
+        None => text,
     }
 }
 
@@ -828,7 +851,7 @@ async fn insert_quota_sample(
             .and_then(|parts| serde_json::to_string(parts).ok()),
     )
     .bind(parsed.and_then(|p| p.expires_on).map(|d| d.to_string()))
-    .bind(quota.api_info)
+    .bind(cap_chars(quota.api_info, MAX_STORED_API_INFO_CHARS))
     .execute(&mut *tx)
     .await?;
     Ok(())

@@ -430,6 +430,67 @@ async fn an_account_level_code_stops_the_pass_at_once() {
 }
 
 #[tokio::test]
+async fn other_account_level_codes_pause_calls_with_a_doubling_backoff() {
+    let h = Harness::new(
+        SimulatorConfig::default(),
+        &[
+            ("DOUYIN_WATCH__API__CONCURRENCY", "1"),
+            ("DOUYIN_WATCH__RETRY__ACCOUNT_PAUSE", "300ms"),
+            ("DOUYIN_WATCH__RETRY__ACCOUNT_PAUSE_MAX", "1h"),
+        ],
+    )
+    .await;
+    let all = ids(3);
+    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    h.simulator
+        .script(&all[0], vec![Scripted::Code("4016".into()); 2]);
+    let first = h.pass().await;
+    assert!(matches!(&first.stop, Some(StopReason::Account { code, .. }) if code == "4016"));
+    assert_eq!(h.simulator.stats().requests, 1);
+
+    let during = h.pass().await;
+    assert!(
+        matches!(during.stop, Some(StopReason::Paused { .. })),
+        "{:?}",
+        during.stop
+    );
+    assert_eq!(h.simulator.stats().requests, 1, "no call while paused");
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let after = h.pass().await;
+    assert!(matches!(&after.stop, Some(StopReason::Account { code, .. }) if code == "4016"));
+    assert_eq!(
+        h.simulator.stats().requests,
+        2,
+        "one call after the pause, answered 4016 again"
+    );
+
+    let pauses = h
+        .rows("SELECT created_at, until, cause FROM pauses ORDER BY id")
+        .await;
+    let lengths: Vec<i64> = pauses
+        .iter()
+        .map(|row| {
+            let created = douyin_watch::store::parse_timestamp(&get::<String>(row, "created_at"));
+            let until = douyin_watch::store::parse_timestamp(&get::<String>(row, "until"));
+            (until.expect("until") - created.expect("created")).num_milliseconds()
+        })
+        .collect();
+    assert_eq!(lengths, [300, 600], "the second pause doubles");
+    assert!(
+        pauses
+            .iter()
+            .all(|row| get::<String>(row, "cause") == "account_error")
+    );
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let recovered = h.pass().await;
+    assert_eq!(recovered.totals.fetched_ok, 3, "{}", recovered.summary());
+    assert!(recovered.stop.is_none());
+}
+
+#[tokio::test]
 async fn after_4013_no_call_is_made_until_the_beijing_day_rolls_over() {
     let h = Harness::new(
         SimulatorConfig::default(),

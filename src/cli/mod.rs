@@ -77,10 +77,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show or check the effective configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigCommand,
+    },
     /// Serve a local simulator of onebound's API (for the demo, tests and benchmarks).
     Simulate(SimulatorArgs),
     /// Run the simulator and the daemon against it with sample videos, then show the results.
     Demo(demo::DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration as TOML (the key shortened, the secret hidden).
+    Show,
+    /// Validate the configuration, including what `run` needs; exit 0 when valid, 2 when not.
+    Check,
 }
 
 /// Exit codes: 0 done, 1 anything else, 2 bad usage/input/configuration, 3 stopped by account or quota.
@@ -142,6 +155,17 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             simulate(args).await
         }
         Command::Demo(args) => demo::run(args).await,
+        Command::Config { action } => {
+            let settings = load_settings(cli.config.as_deref(), cli.database.as_deref())?;
+            match action {
+                ConfigCommand::Show => print!("{}", settings.to_redacted_toml()),
+                ConfigCommand::Check => {
+                    settings.require(Needs::Api)?;
+                    println!("configuration is valid");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         command => {
             let settings = load_settings(cli.config.as_deref(), cli.database.as_deref())?;
             init_logging(&settings.log);
@@ -179,7 +203,9 @@ async fn run_with_settings(command: Command, settings: Settings) -> Result<ExitC
         Command::Failures { since, code, json } => {
             show::failures(&store, since, code.as_deref(), json).await
         }
-        Command::Simulate(_) | Command::Demo(_) => unreachable!("handled before settings load"),
+        Command::Simulate(_) | Command::Demo(_) | Command::Config { .. } => {
+            unreachable!("handled before the database is opened")
+        }
     };
     store.close().await;
     result
