@@ -21,6 +21,7 @@ use crate::attempt::{Next, Outcome, Verdict, judge};
 use crate::client::ApiClient;
 use crate::content::Content;
 use crate::error_code;
+use crate::metrics;
 use crate::pace::{Pace, Slot};
 use crate::quota::{QuotaGuard, ReserveReached, next_quota_reset, quota_day};
 use crate::settings::Settings;
@@ -339,13 +340,23 @@ impl Collector {
             totals.charged_calls = calls.charged;
         }
         if let Some(error) = lock(&ctx.store_error).take() {
+            metrics::record_pass("failed", started.elapsed().as_secs_f64(), Utc::now());
             return Err(PassError(error));
         }
         let stop = lock(&ctx.stop_reason).clone().or_else(|| {
             (shutdown.is_cancelled() && totals.skipped > 0).then_some(StopReason::Shutdown)
         });
         totals.stopped_by = stop.as_ref().map(StopReason::key);
-        self.store.finish_pass(pass_id, &totals, Utc::now()).await?;
+        let finished_at = Utc::now();
+        self.store
+            .finish_pass(pass_id, &totals, finished_at)
+            .await?;
+        let result = if stop.is_some() {
+            "stopped"
+        } else {
+            "completed"
+        };
+        metrics::record_pass(result, started.elapsed().as_secs_f64(), finished_at);
         let report = PassReport {
             pass_id,
             trigger,
@@ -460,6 +471,15 @@ async fn collect_video(ctx: Arc<PassContext>, id: VideoId, first_slot: Slot) -> 
                 return VideoEnd::Failed;
             }
         };
+        metrics::record_call(
+            verdict.outcome,
+            verdict.error_code.as_deref(),
+            verdict.error.as_deref(),
+            verdict.charged,
+        );
+        if stored.snapshot.as_ref().is_some_and(|s| s.is_new_version) {
+            metrics::record_new_version();
+        }
         if verdict.outcome != Outcome::Ok {
             log_failure(&id, attempt, &verdict);
         }

@@ -6,10 +6,13 @@
 //! calls, lets calls in flight finish for `shutdown.grace`, then abandons them. Abandoning is safe:
 //! each fetch's rows are written in one transaction, so nothing half-written is left.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
+use croner::parser::{CronParser, Seconds};
 use tokio::sync::Mutex;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
@@ -17,6 +20,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::collector::{Collector, PassReport, Trigger};
+use crate::health::HealthCheck;
+use crate::metrics;
 
 /// What the daemon needs besides the collector.
 #[derive(Debug, Clone)]
@@ -27,6 +32,32 @@ pub struct Schedule {
     pub run_on_start: bool,
     /// How long calls in flight may take to finish after shutdown is asked for.
     pub grace: Duration,
+    /// Where to serve `/metrics` and `/healthz`, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl Schedule {
+    /// The longest time between two ticks over the next day's ticks (at least a second).
+    pub fn interval(&self, now: DateTime<Utc>) -> Duration {
+        let parsed = CronParser::builder()
+            .seconds(Seconds::Required)
+            .dom_and_dow(true)
+            .build()
+            .parse(&self.cron);
+        let Ok(cron) = parsed else {
+            return Duration::from_secs(24 * 3600);
+        };
+        let mut longest = Duration::from_secs(1);
+        let mut tick = now.with_timezone(&self.timezone);
+        for _ in 0..48 {
+            let Ok(next) = cron.find_next_occurrence(&tick, false) else {
+                break;
+            };
+            longest = longest.max((next - tick).to_std().unwrap_or_default());
+            tick = next;
+        }
+        longest
+    }
 }
 
 /// Called with the report of every pass that completes.
@@ -46,6 +77,23 @@ pub async fn run(
         shutdown: shutdown.clone(),
         on_pass,
     };
+    if let Some(listen) = schedule.metrics_listen {
+        let health = HealthCheck {
+            interval: schedule.interval(Utc::now()),
+            started_at: Some(Utc::now()),
+        };
+        let store = passes.collector.store().clone();
+        let listener_shutdown = shutdown.clone();
+        // Bind before the first pass, so a taken port stops the daemon at once.
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on metrics.listen = {listen}"))?;
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(listener, store, health, listener_shutdown).await {
+                error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     if schedule.run_on_start {
         passes.start(Trigger::Start);
     }
@@ -121,5 +169,39 @@ impl Passes {
                 ),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(cron: &str) -> Schedule {
+        Schedule {
+            cron: cron.to_owned(),
+            timezone: chrono_tz::Asia::Shanghai,
+            run_on_start: false,
+            grace: Duration::from_secs(1),
+            metrics_listen: None,
+        }
+    }
+
+    #[test]
+    fn the_interval_is_the_longest_gap_between_ticks() {
+        let now = "2026-11-29T10:00:00Z".parse().expect("time");
+        let cases = [
+            ("0 0 * * * *", 3600),
+            ("*/2 * * * * *", 2),
+            ("0 */30 * * * *", 1800),
+            // 09:00 and 18:00 Beijing: the night gap is the longest.
+            ("0 0 9,18 * * *", 15 * 3600),
+        ];
+        for (cron, seconds) in cases {
+            assert_eq!(
+                schedule(cron).interval(now),
+                Duration::from_secs(seconds),
+                "{cron}"
+            );
+        }
     }
 }

@@ -52,7 +52,15 @@ pub struct Settings {
     pub schedule: ScheduleSettings,
     pub quota: QuotaSettings,
     pub shutdown: ShutdownSettings,
+    pub metrics: MetricsSettings,
     pub log: LogSettings,
+}
+
+/// The monitoring listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct MetricsSettings {
+    /// `host:port` for `/metrics` and `/healthz`; empty turns the listener off.
+    pub listen: String,
 }
 
 /// Where the SQLite database lives.
@@ -333,7 +341,22 @@ impl Settings {
         }
         self.timezone()?;
         self.cron()?;
+        self.metrics_listen()?;
         Ok(())
+    }
+
+    /// Where `run` serves `/metrics` and `/healthz`; `None` when `metrics.listen` is empty.
+    pub fn metrics_listen(&self) -> Result<Option<std::net::SocketAddr>, SettingsError> {
+        let listen = self.metrics.listen.trim();
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        listen.parse().map(Some).map_err(|_| {
+            invalid(
+                "metrics.listen",
+                format!("{listen:?} is not an address like 127.0.0.1:9898"),
+            )
+        })
     }
 
     /// Checks what `run` and `fetch` need on top: the key and the secret.
@@ -515,6 +538,11 @@ mod tests {
                 "retry.max_attempts",
             ),
             ("DOUYIN_WATCH__RETRY__MAX_DELAY", "1ms", "retry.max_delay"),
+            (
+                "DOUYIN_WATCH__METRICS__LISTEN",
+                "localhost",
+                "metrics.listen",
+            ),
             ("DOUYIN_WATCH__API__TIMEOUT", "soon", "api.timeout"),
             ("DOUYIN_WATCH__API__CONCURRENCY", "many", "api.concurrency"),
         ];

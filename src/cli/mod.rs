@@ -18,6 +18,7 @@ use tracing_subscriber::EnvFilter;
 use crate::client::{ApiClient, error_chain};
 use crate::collector::{Collector, PassOptions, Trigger};
 use crate::daemon::{self, Schedule};
+use crate::health::HealthCheck;
 use crate::settings::{LogFormat, LogSettings, Needs, Settings, SettingsError};
 use crate::simulator::{Simulator, SimulatorArgs};
 use crate::store::Store;
@@ -77,6 +78,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Exit 0 when the database answers and a pass completed within twice the schedule interval.
+    Healthcheck,
     /// Show or check the effective configuration.
     Config {
         #[command(subcommand)]
@@ -203,6 +206,7 @@ async fn run_with_settings(command: Command, settings: Settings) -> Result<ExitC
         Command::Failures { since, code, json } => {
             show::failures(&store, since, code.as_deref(), json).await
         }
+        Command::Healthcheck => healthcheck(&settings, &store).await,
         Command::Simulate(_) | Command::Demo(_) | Command::Config { .. } => {
             unreachable!("handled before the database is opened")
         }
@@ -234,6 +238,7 @@ pub(crate) fn schedule(settings: &Settings) -> Result<Schedule, SettingsError> {
         timezone: settings.timezone()?,
         run_on_start: settings.schedule.run_on_start,
         grace: settings.shutdown.grace,
+        metrics_listen: settings.metrics_listen()?,
     })
 }
 
@@ -249,6 +254,24 @@ async fn run_daemon(settings: &Settings, store: Store) -> Result<ExitCode, Failu
     )
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn healthcheck(settings: &Settings, store: &Store) -> Result<ExitCode, Failure> {
+    let now = chrono::Utc::now();
+    let check = HealthCheck {
+        interval: schedule(settings)?.interval(now),
+        started_at: None,
+    };
+    let health = check.check(store, now).await;
+    println!(
+        "{}",
+        serde_json::to_string(&health).map_err(anyhow::Error::from)?
+    );
+    Ok(if health.healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn fetch(settings: &Settings, store: Store, ids: Vec<String>) -> Result<ExitCode, Failure> {

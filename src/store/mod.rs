@@ -247,6 +247,16 @@ fn serialize_json_text<S: serde::Serializer>(text: &str, serializer: S) -> Resul
     value.serialize(serializer)
 }
 
+/// The state `/metrics` reports as gauges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GaugeFigures {
+    pub today: Option<u64>,
+    pub max: Option<u64>,
+    pub expires_on: Option<NaiveDate>,
+    /// Active videos per status, every status listed (zero included).
+    pub videos_by_status: Vec<(String, i64)>,
+}
+
 /// Failed attempts grouped by code, for `failures`.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct FailureGroup {
@@ -660,6 +670,46 @@ impl Store {
         .fetch_all(&self.reader)
         .await
         .map_err(step("reading failures"))
+    }
+
+    /// When the last pass finished (completed or stopped by the money rules), if any did.
+    pub async fn last_completed_pass(&self) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT MAX(finished_at) FROM passes")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(step("reading passes"))
+    }
+
+    /// The figures behind the state gauges of `/metrics`.
+    pub async fn gauge_figures(&self, now: DateTime<Utc>) -> Result<GaugeFigures, StoreError> {
+        let (today, max) = self.day_quota(quota_day(now)).await?;
+        let expires_on: Option<String> = sqlx::query_scalar(
+            "SELECT expires_on FROM quota_samples WHERE expires_on IS NOT NULL ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(step("reading the quota"))?;
+        let rows = sqlx::query(
+            "SELECT s.status, COUNT(v.video_id) AS videos \
+             FROM (SELECT 'pending' AS status UNION ALL SELECT 'ok' UNION ALL SELECT 'not_found' \
+                   UNION ALL SELECT 'failing') AS s \
+             LEFT JOIN videos AS v ON v.status = s.status AND v.active = 1 GROUP BY s.status",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(step("counting videos"))?;
+        let mut videos_by_status = Vec::with_capacity(rows.len());
+        for row in rows {
+            let status: String = row.try_get("status").map_err(step("counting videos"))?;
+            let count: i64 = row.try_get("videos").map_err(step("counting videos"))?;
+            videos_by_status.push((status, count));
+        }
+        Ok(GaugeFigures {
+            today,
+            max,
+            expires_on: expires_on.and_then(|d| d.parse().ok()),
+            videos_by_status,
+        })
     }
 
     /// Runs `PRAGMA integrity_check` and returns its verdict (`"ok"` when sound).
