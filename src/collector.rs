@@ -22,12 +22,13 @@ use crate::client::ApiClient;
 use crate::content::Content;
 use crate::error_code;
 use crate::metrics;
+use crate::notify::{Event, Notifier};
 use crate::pace::{Pace, Slot};
-use crate::quota::{QuotaGuard, ReserveReached, next_quota_reset, quota_day};
+use crate::quota::{QuotaGuard, ReserveReached, UsageWarning, next_quota_reset, quota_day};
 use crate::settings::Settings;
 use crate::store::{
-    AttemptRecord, PassTotals, Pause, QuotaInput, SnapshotInput, Store, StoreError, VideoStatus,
-    timestamp,
+    AttemptRecord, PassTotals, Pause, QuotaInput, SnapshotInput, Store, StoreError, StoredAttempt,
+    VideoStatus, timestamp,
 };
 use crate::video_id::VideoId;
 
@@ -157,6 +158,8 @@ pub struct PassOptions {
     pub reserve: u64,
     pub account_pause: Duration,
     pub account_pause_max: Duration,
+    /// Warn once a Beijing day when today's calls reach this fraction of the max.
+    pub warn_at: f64,
 }
 
 impl PassOptions {
@@ -171,6 +174,7 @@ impl PassOptions {
             reserve: settings.quota.reserve,
             account_pause: settings.retry.account_pause,
             account_pause_max: settings.retry.account_pause_max,
+            warn_at: settings.quota.warn_at,
         }
     }
 
@@ -191,6 +195,8 @@ pub struct Collector {
     store: Store,
     client: ApiClient,
     options: PassOptions,
+    notifier: Notifier,
+    usage_warning: Arc<UsageWarning>,
 }
 
 /// How one video's part of a pass ended.
@@ -225,6 +231,8 @@ struct PassContext {
     stop_reason: Mutex<Option<StopReason>>,
     store_error: Mutex<Option<StoreError>>,
     calls: Mutex<Calls>,
+    notifier: Notifier,
+    usage_warning: Arc<UsageWarning>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -252,8 +260,15 @@ impl Collector {
         Collector {
             store,
             client,
+            usage_warning: Arc::new(UsageWarning::new(options.warn_at)),
             options,
+            notifier: Notifier::disabled(),
         }
+    }
+
+    /// Sends events (new versions, not found, quota warning, account stops) through `notifier`.
+    pub fn with_notifier(self, notifier: Notifier) -> Collector {
+        Collector { notifier, ..self }
     }
 
     /// The store this collector writes to.
@@ -292,6 +307,8 @@ impl Collector {
             stop_reason: Mutex::new(None),
             store_error: Mutex::new(None),
             calls: Mutex::new(Calls::default()),
+            notifier: self.notifier.clone(),
+            usage_warning: Arc::clone(&self.usage_warning),
         });
 
         if let Some(pause) = self.store.active_pause(now).await? {
@@ -422,6 +439,7 @@ async fn collect_video(ctx: Arc<PassContext>, id: VideoId, first_slot: Slot) -> 
         let api_info = verdict.api_info.as_deref().map(parse_api_info);
         if let Some(Some(info)) = &api_info {
             ctx.guard.observe(finished_at, info);
+            warn_on_usage(&ctx, info, finished_at);
         }
         drop(ticket);
         {
@@ -477,9 +495,7 @@ async fn collect_video(ctx: Arc<PassContext>, id: VideoId, first_slot: Slot) -> 
             verdict.error.as_deref(),
             verdict.charged,
         );
-        if stored.snapshot.as_ref().is_some_and(|s| s.is_new_version) {
-            metrics::record_new_version();
-        }
+        notify_stored(&ctx, &id, &stored, &verdict, finished_at);
         if verdict.outcome != Outcome::Ok {
             log_failure(&id, attempt, &verdict);
         }
@@ -511,6 +527,58 @@ async fn collect_video(ctx: Arc<PassContext>, id: VideoId, first_slot: Slot) -> 
         }
     }
     end
+}
+
+/// Counts and announces what a stored attempt changed: a new version, a video gone.
+fn notify_stored(
+    ctx: &PassContext,
+    id: &VideoId,
+    stored: &StoredAttempt,
+    verdict: &Verdict,
+    at: DateTime<Utc>,
+) {
+    if let Some(snapshot) = stored.snapshot.as_ref().filter(|s| s.is_new_version) {
+        metrics::record_new_version();
+        ctx.notifier.send(Event::NewVersion {
+            video_id: id.to_string(),
+            version: snapshot.version,
+            changed_fields: snapshot.changed_fields.clone(),
+            title: verdict
+                .item
+                .as_ref()
+                .and_then(|(item, _)| item.title.clone()),
+            at: timestamp(at),
+        });
+    }
+    if stored.became_not_found {
+        ctx.notifier.send(Event::NotFound {
+            video_id: id.to_string(),
+            at: timestamp(at),
+        });
+    }
+}
+
+/// Warns (log and webhook) the first time on a Beijing day that usage reaches `quota.warn_at`.
+fn warn_on_usage(ctx: &PassContext, info: &ApiInfo, at: DateTime<Utc>) {
+    let (Some(today), Some(max)) = (info.today, info.max) else {
+        return;
+    };
+    let day = quota_day(at);
+    if ctx.usage_warning.crossed(day, today, max) {
+        warn!(
+            today,
+            max,
+            warn_at = ctx.usage_warning.warn_at(),
+            "quota usage crossed quota.warn_at"
+        );
+        ctx.notifier.send(Event::QuotaWarning {
+            today,
+            max,
+            warn_at: ctx.usage_warning.warn_at(),
+            quota_day: day.to_string(),
+            at: timestamp(at),
+        });
+    }
 }
 
 fn parse_api_info(text: &str) -> Option<ApiInfo> {
@@ -584,7 +652,15 @@ async fn stop_for_account(ctx: &PassContext, verdict: &Verdict, at: DateTime<Utc
         message: format!("onebound answered {code} ({meaning}); no calls until {until}"),
     };
     match ctx.store.insert_pause(&pause).await {
-        Ok(()) => error!(error_code = %code, until, "calls paused: {meaning}"),
+        Ok(()) => {
+            error!(error_code = %code, until, "calls paused: {meaning}");
+            ctx.notifier.send(Event::AccountStopped {
+                error_code: code,
+                meaning,
+                paused_until: Some(until),
+                at: timestamp(at),
+            });
+        }
         Err(error) => ctx.fail(error),
     }
 }

@@ -5,7 +5,7 @@
 //! Pure logic (no I/O, tested beside the code): [`video_id`], [`response`], [`api_info`],
 //! [`content`], [`error_code`], [`attempt`], [`quota`], [`pace`].
 //! The I/O shell: [`client`] (HTTP), [`short_link`], [`store`] (all SQL), [`collector`] (one pass),
-//! [`daemon`] (cron around passes), [`metrics`] and [`health`] (the monitoring listener), [`simulator`] (a local onebound), [`cli`].
+//! [`daemon`] (cron around passes), [`metrics`] and [`health`] (the monitoring listener), [`notify`] (webhooks), [`simulator`] (a local onebound), [`cli`].
 
 pub mod api_info;
 pub mod attempt;
@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod error_code;
 pub mod health;
 pub mod metrics;
+pub mod notify;
 pub mod pace;
 pub mod quota;
 pub mod response;

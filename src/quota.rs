@@ -137,6 +137,41 @@ impl QuotaGuard {
     }
 }
 
+/// Says once per Beijing day when usage first reaches `warn_at` (a fraction) of the daily max.
+#[derive(Debug)]
+pub struct UsageWarning {
+    warn_at: f64,
+    warned_on: Mutex<Option<NaiveDate>>,
+}
+
+impl UsageWarning {
+    /// Warns at `warn_at` of the max (e.g. 0.8); 0 or less never warns.
+    pub fn new(warn_at: f64) -> UsageWarning {
+        UsageWarning {
+            warn_at,
+            warned_on: Mutex::new(None),
+        }
+    }
+
+    /// The fraction of the max this warns at.
+    pub fn warn_at(&self) -> f64 {
+        self.warn_at
+    }
+
+    /// True the first time on `day` that `today` reaches the threshold of `max`.
+    pub fn crossed(&self, day: NaiveDate, today: u64, max: u64) -> bool {
+        if self.warn_at <= 0.0 || max == 0 || (today as f64) < self.warn_at * max as f64 {
+            return false;
+        }
+        let mut warned_on = self.warned_on.lock().unwrap_or_else(|e| e.into_inner());
+        if *warned_on == Some(day) {
+            return false;
+        }
+        *warned_on = Some(day);
+        true
+    }
+}
+
 fn roll_over(known: &mut Known, day: NaiveDate) {
     if day != known.day {
         known.day = day;
@@ -231,6 +266,28 @@ mod tests {
         let after_midnight = utc("2026-11-29T16:00:01Z");
         assert!(guard.try_begin(after_midnight).is_ok());
         assert!(guard.is_exhausted(after_midnight).is_none());
+    }
+
+    #[test]
+    fn the_usage_warning_fires_once_per_beijing_day() {
+        let warning = UsageWarning::new(0.8);
+        let day = date("2026-11-29");
+        let next = date("2026-11-30");
+        let steps = [
+            (day, 79, 100, false),
+            (day, 80, 100, true),
+            (day, 95, 100, false),
+            (next, 10, 100, false),
+            (next, 81, 100, true),
+            (next, 100, 0, false),
+        ];
+        for (on, today, max, fires) in steps {
+            assert_eq!(warning.crossed(on, today, max), fires, "{on} {today}/{max}");
+        }
+        assert!(
+            !UsageWarning::new(0.0).crossed(day, 100, 100),
+            "0 turns it off"
+        );
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub struct Settings {
     pub quota: QuotaSettings,
     pub shutdown: ShutdownSettings,
     pub metrics: MetricsSettings,
+    pub notify: NotifySettings,
     pub log: LogSettings,
 }
 
@@ -117,6 +118,16 @@ pub struct ScheduleSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct QuotaSettings {
     pub reserve: u64,
+    pub warn_at: f64,
+}
+
+/// Where events are announced.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct NotifySettings {
+    /// Receives a JSON POST per event; empty turns notifications off.
+    pub webhook_url: String,
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
+    pub timeout: Duration,
 }
 
 /// How long calls in flight may finish after SIGTERM.
@@ -342,7 +353,32 @@ impl Settings {
         self.timezone()?;
         self.cron()?;
         self.metrics_listen()?;
+        self.webhook_url()?;
+        if !(0.0..=1.0).contains(&self.quota.warn_at) {
+            return Err(invalid(
+                "quota.warn_at",
+                format!(
+                    "is {}; use a fraction between 0 (off) and 1",
+                    self.quota.warn_at
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// The webhook events are posted to; `None` when `notify.webhook_url` is empty.
+    pub fn webhook_url(&self) -> Result<Option<url::Url>, SettingsError> {
+        let text = self.notify.webhook_url.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        match url::Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(Some(url)),
+            _ => Err(invalid(
+                "notify.webhook_url",
+                "is not an http:// or https:// URL",
+            )),
+        }
     }
 
     /// Where `run` serves `/metrics` and `/healthz`; `None` when `metrics.listen` is empty.

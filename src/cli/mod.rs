@@ -3,6 +3,7 @@
 //! Logs go to stderr; what a command reports (tables, `--json`) goes to stdout.
 
 mod demo;
+mod export;
 mod show;
 mod watch;
 
@@ -19,6 +20,7 @@ use crate::client::{ApiClient, error_chain};
 use crate::collector::{Collector, PassOptions, Trigger};
 use crate::daemon::{self, Schedule};
 use crate::health::HealthCheck;
+use crate::notify::{Delivery, Notifier};
 use crate::settings::{LogFormat, LogSettings, Needs, Settings, SettingsError};
 use crate::simulator::{Simulator, SimulatorArgs};
 use crate::store::Store;
@@ -56,6 +58,9 @@ enum Command {
     History {
         /// The video id.
         id: String,
+        /// Show each change as `field: before → after` (coloured on a terminal).
+        #[arg(long)]
+        diff: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -80,6 +85,14 @@ enum Command {
     },
     /// Exit 0 when the database answers and a pass completed within twice the schedule interval.
     Healthcheck,
+    /// Write snapshots, fetches or quota samples as CSV or JSON Lines (streamed).
+    Export(export::ExportArgs),
+    /// Print a shell completion script, e.g. `douyin-watch completions bash > /etc/bash_completion.d/douyin-watch`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Show or check the effective configuration.
     Config {
         #[command(subcommand)]
@@ -158,6 +171,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             simulate(args).await
         }
         Command::Demo(args) => demo::run(args).await,
+        Command::Completions { shell } => Ok(export::completions(shell)),
         Command::Config { action } => {
             let settings = load_settings(cli.config.as_deref(), cli.database.as_deref())?;
             match action {
@@ -201,13 +215,18 @@ async fn run_with_settings(command: Command, settings: Settings) -> Result<ExitC
         Command::Run => run_daemon(&settings, store.clone()).await,
         Command::Fetch { ids } => fetch(&settings, store.clone(), ids).await,
         Command::Watch { action } => watch::run(action, &settings, &store).await,
-        Command::History { id, json } => show::history(&store, &id, json).await,
-        Command::Quota { json } => show::quota(&store, json).await,
+        Command::History { id, diff, json } if diff => show::history_diff(&store, &id, json).await,
+        Command::History { id, json, .. } => show::history(&store, &id, json).await,
+        Command::Quota { json } => show::quota_with_schedule(&store, &settings, json).await,
+        Command::Export(args) => export::export(&store, args).await,
         Command::Failures { since, code, json } => {
             show::failures(&store, since, code.as_deref(), json).await
         }
         Command::Healthcheck => healthcheck(&settings, &store).await,
-        Command::Simulate(_) | Command::Demo(_) | Command::Config { .. } => {
+        Command::Simulate(_)
+        | Command::Demo(_)
+        | Command::Config { .. }
+        | Command::Completions { .. } => {
             unreachable!("handled before the database is opened")
         }
     };
@@ -243,17 +262,36 @@ pub(crate) fn schedule(settings: &Settings) -> Result<Schedule, SettingsError> {
 }
 
 async fn run_daemon(settings: &Settings, store: Store) -> Result<ExitCode, Failure> {
-    let collector = collector(settings, store)?;
+    let (collector, delivery) = notifying(settings, collector(settings, store)?)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    daemon::run(
+    let result = daemon::run(
         collector,
         schedule(settings)?,
         shutdown,
         Arc::new(|_report| {}),
     )
-    .await?;
+    .await;
+    if let Some(delivery) = delivery {
+        delivery.finish(settings.shutdown.grace).await;
+    }
+    result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds the webhook notifier when `notify.webhook_url` is set.
+fn notifying(
+    settings: &Settings,
+    collector: Collector,
+) -> Result<(Collector, Option<Delivery>), Failure> {
+    match settings.webhook_url()? {
+        None => Ok((collector, None)),
+        Some(url) => {
+            let (notifier, delivery) = Notifier::start(url, settings.notify.timeout)
+                .context("cannot build the webhook client")?;
+            Ok((collector.with_notifier(notifier), Some(delivery)))
+        }
+    }
 }
 
 async fn healthcheck(settings: &Settings, store: &Store) -> Result<ExitCode, Failure> {
@@ -292,13 +330,15 @@ async fn fetch(settings: &Settings, store: Store, ids: Vec<String>) -> Result<Ex
         }
         Some(ids)
     };
-    let collector = collector(settings, store)?;
+    let (collector, delivery) = notifying(settings, collector(settings, store)?)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let report = collector
-        .run_pass(Trigger::Fetch, only, &shutdown)
-        .await
-        .map_err(anyhow::Error::from)?;
+    let report = collector.run_pass(Trigger::Fetch, only, &shutdown).await;
+    drop(collector);
+    if let Some(delivery) = delivery {
+        delivery.finish(settings.shutdown.grace).await;
+    }
+    let report = report.map_err(anyhow::Error::from)?;
     println!("{}", report.summary());
     Ok(match &report.stop {
         Some(stop) if stop.is_account_or_quota() => ExitCode::from(EXIT_STOPPED),

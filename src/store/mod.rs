@@ -5,6 +5,9 @@
 //! Reads use a separate small pool, so a long query never holds up a pass. No transaction is ever
 //! held across an HTTP call: a fetch's rows are written together after its answer arrived.
 
+mod reports;
+pub use reports::*;
+
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -189,6 +192,8 @@ pub struct SnapshotOutcome {
 pub struct StoredAttempt {
     pub fetch_id: i64,
     pub snapshot: Option<SnapshotOutcome>,
+    /// True when this attempt changed the video's status to `not_found`.
+    pub became_not_found: bool,
 }
 
 /// A pass's totals, stored in `passes` when it ends.
@@ -558,11 +563,15 @@ impl Store {
                 .await
                 .map_err(step("storing a quota sample"))?;
         }
-        update_video(&mut tx, record, &finished_at)
+        let became_not_found = update_video(&mut tx, record, &finished_at)
             .await
             .map_err(step("updating a video's status"))?;
         tx.commit().await.map_err(step("committing a fetch"))?;
-        Ok(StoredAttempt { fetch_id, snapshot })
+        Ok(StoredAttempt {
+            fetch_id,
+            snapshot,
+            became_not_found,
+        })
     }
 
     /// The highest `today` and the latest `max` reported on a Beijing day, as far as answers told.
@@ -911,10 +920,10 @@ async fn update_video(
     tx: &mut SqliteConnection,
     record: &AttemptRecord<'_>,
     finished_at: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let failure_key = record.error_code.or(record.error);
     match record.video_status {
-        VideoStatus::Untouched => Ok(()),
+        VideoStatus::Untouched => Ok(false),
         VideoStatus::Ok => {
             sqlx::query(
                 "UPDATE videos SET status_changed_at = CASE WHEN status = 'ok' THEN status_changed_at ELSE ?1 END, \
@@ -926,21 +935,22 @@ async fn update_video(
             .bind(record.video_id)
             .execute(&mut *tx)
             .await
-            .map(drop)
+            .map(|_| false)
         }
         VideoStatus::NotFound => {
-            sqlx::query(
+            sqlx::query_scalar(
                 "UPDATE videos SET status_changed_at = CASE WHEN status = 'not_found' THEN status_changed_at ELSE ?1 END, \
                  status = 'not_found', last_fetched_at = ?1, last_error_code = ?2, last_error = ?3, \
-                 consecutive_failures = consecutive_failures + 1 WHERE video_id = ?4",
+                 consecutive_failures = consecutive_failures + 1 WHERE video_id = ?4 \
+                 RETURNING status_changed_at = ?1",
             )
             .bind(finished_at)
             .bind(failure_key)
             .bind(record.message)
             .bind(record.video_id)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
-            .map(drop)
+            .map(|changed: Option<bool>| changed.unwrap_or(false))
         }
         VideoStatus::Failing => {
             sqlx::query(
@@ -955,7 +965,7 @@ async fn update_video(
             .bind(record.video_id)
             .execute(&mut *tx)
             .await
-            .map(drop)
+            .map(|_| false)
         }
     }
 }

@@ -1,0 +1,205 @@
+//! Webhook notifications against a local receiver (wiremock on 127.0.0.1) after real passes.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use douyin_watch::client::ApiClient;
+use douyin_watch::collector::{Collector, PassOptions, PassReport, Trigger};
+use douyin_watch::notify::{Delivery, Notifier};
+use douyin_watch::settings::Settings;
+use douyin_watch::simulator::{Scripted, Simulator, SimulatorConfig};
+use douyin_watch::store::Store;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const SECRET: &str = "SECRET-canary-4242";
+const KEY: &str = "KEY-canary-1717";
+const GONE: &str = "7100000000000000404";
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    simulator: Simulator,
+    collector: Collector,
+    delivery: Delivery,
+}
+
+async fn setup(receiver: &MockServer, simulator: SimulatorConfig, warn_at: &str) -> Setup {
+    let simulator = Simulator::start("127.0.0.1:0".parse().expect("addr"), simulator)
+        .await
+        .expect("simulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let environment = HashMap::from([
+        (
+            "DOUYIN_WATCH__DATABASE__URL".to_owned(),
+            format!("sqlite://{}", dir.path().join("n.db").display()),
+        ),
+        (
+            "DOUYIN_WATCH__API__BASE_URL".to_owned(),
+            simulator.base_url(),
+        ),
+        ("DOUYIN_WATCH__API__KEY".to_owned(), KEY.to_owned()),
+        ("DOUYIN_WATCH__API__SECRET".to_owned(), SECRET.to_owned()),
+        ("DOUYIN_WATCH__API__CONCURRENCY".to_owned(), "1".to_owned()),
+        (
+            "DOUYIN_WATCH__API__RATE_PER_SEC".to_owned(),
+            "1000".to_owned(),
+        ),
+        (
+            "DOUYIN_WATCH__QUOTA__WARN_AT".to_owned(),
+            warn_at.to_owned(),
+        ),
+        (
+            "DOUYIN_WATCH__NOTIFY__WEBHOOK_URL".to_owned(),
+            format!("{}/hook", receiver.uri()),
+        ),
+        (
+            "DOUYIN_WATCH__NOTIFY__TIMEOUT".to_owned(),
+            "300ms".to_owned(),
+        ),
+    ]);
+    let settings = Settings::load_from(None, environment).expect("settings");
+    let store = Store::open(settings.database_options().expect("url"))
+        .await
+        .expect("store");
+    let ids =
+        ["7100000000000000001", "7100000000000000002", GONE].map(|id| id.parse().expect("id"));
+    store
+        .add_videos(&ids, None, chrono::Utc::now())
+        .await
+        .expect("add");
+    let url = settings.webhook_url().expect("valid").expect("set");
+    let (notifier, delivery) = Notifier::start(url, settings.notify.timeout).expect("notifier");
+    let collector = Collector::new(
+        store,
+        ApiClient::new(&settings.api).expect("client"),
+        PassOptions::from_settings(&settings),
+    )
+    .with_notifier(notifier);
+    Setup {
+        _dir: dir,
+        simulator,
+        collector,
+        delivery,
+    }
+}
+
+fn gone() -> SimulatorConfig {
+    SimulatorConfig {
+        not_found: [GONE.to_owned()].into(),
+        ..SimulatorConfig::default()
+    }
+}
+
+async fn pass(collector: &Collector) -> PassReport {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        collector.run_pass(Trigger::Fetch, None, &CancellationToken::new()),
+    )
+    .await
+    .expect("a pass never waits for the webhook")
+    .expect("pass")
+}
+
+async fn received(receiver: &MockServer) -> Vec<Value> {
+    let requests = receiver.received_requests().await.expect("recorded");
+    for request in &requests {
+        let body = String::from_utf8_lossy(&request.body);
+        assert!(!body.contains(SECRET) && !body.contains(KEY), "{body}");
+    }
+    requests
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).expect("JSON body"))
+        .collect()
+}
+
+fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == kind).collect()
+}
+
+#[tokio::test]
+async fn versions_not_found_and_the_quota_warning_are_announced_once() {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&receiver)
+        .await;
+    // 3 of 4 calls reach warn_at 0.75.
+    let s = setup(
+        &receiver,
+        SimulatorConfig {
+            daily_max: 4,
+            ..gone()
+        },
+        "0.75",
+    )
+    .await;
+    let first = pass(&s.collector).await;
+    assert_eq!(first.totals.new_versions, 2);
+    s.simulator.set_today(0);
+    let second = pass(&s.collector).await;
+    assert_eq!(second.totals.fetched_ok, 2, "{}", second.summary());
+    drop(s.collector);
+    s.delivery.finish(Duration::from_secs(5)).await;
+
+    let events = received(&receiver).await;
+    let versions = of_kind(&events, "new_version");
+    assert_eq!(versions.len(), 2, "{events:?}");
+    assert!(
+        versions
+            .iter()
+            .all(|e| e["version"] == 1 && e["changed_fields"] == serde_json::json!([]))
+    );
+    let gone = of_kind(&events, "not_found");
+    assert_eq!(
+        gone.len(),
+        1,
+        "only when the video becomes not found: {events:?}"
+    );
+    assert_eq!(gone[0]["video_id"], GONE);
+    let warnings = of_kind(&events, "quota_warning");
+    assert_eq!(warnings.len(), 1, "once per Beijing day: {events:?}");
+    assert_eq!(warnings[0]["max"], 4);
+}
+
+#[tokio::test]
+async fn a_failing_receiver_is_retried_until_it_takes_the_event() {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .mount(&receiver)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let s = setup(&receiver, SimulatorConfig::default(), "0").await;
+    s.simulator
+        .script("7100000000000000001", vec![Scripted::Code("4005".into())]);
+    let report = pass(&s.collector).await;
+    assert!(report.stop.is_some());
+    drop(s.collector);
+    s.delivery.finish(Duration::from_secs(10)).await;
+    let events = received(&receiver).await;
+    assert_eq!(events.len(), 3, "two refusals, then delivered: {events:?}");
+    assert!(events.iter().all(|e| e["event"] == "account_stopped"));
+    assert_eq!(events[2]["error_code"], "4005");
+    assert!(events[2]["paused_until"].is_string());
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_never_blocks_a_pass() {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .mount(&receiver)
+        .await;
+    let s = setup(&receiver, gone(), "0").await;
+    // `pass` fails the test if the pass waits for the webhook.
+    let report = pass(&s.collector).await;
+    assert_eq!(report.totals.fetched_ok, 2);
+    drop(s.collector);
+    s.delivery.finish(Duration::from_millis(200)).await;
+}
