@@ -89,7 +89,41 @@ struct AnswerSpec {
     delay_ms: Option<u64>,
     /// [`Scripted::Item`].
     item: Option<serde_json::Value>,
+    /// [`Scripted::Trickle`].
+    trickle: Option<TrickleSpec>,
+    /// [`Scripted::ResetMidBody`].
+    reset_mid_body: Option<ResetMidBodySpec>,
+    /// [`Scripted::Redirect`]'s location.
+    redirect: Option<String>,
+    /// [`Scripted::Huge`]'s size in bytes.
+    huge: Option<usize>,
 }
+
+/// `{"trickle": {"body": "...", "chunk": 1, "every_ms": 100}}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrickleSpec {
+    /// The body.
+    body: String,
+    /// Bytes per write, at least 1.
+    chunk: usize,
+    /// Milliseconds between writes.
+    every_ms: u64,
+}
+
+/// `{"reset_mid_body": {"body": "...", "after": 10}}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetMidBodySpec {
+    /// The body announced in full.
+    body: String,
+    /// Bytes of it sent before the reset.
+    after: usize,
+}
+
+/// The complaint when an answer gives no kind or several.
+const ONE_KIND: &str = "give exactly one of code, http (with an optional body), body, reset: true, \
+                        hang: true, delay_ms, item, trickle, reset_mid_body, redirect, huge";
 
 impl TryFrom<AnswerSpec> for Scripted {
     type Error = &'static str;
@@ -103,41 +137,93 @@ impl TryFrom<AnswerSpec> for Scripted {
             hang,
             delay_ms,
             item,
+            trickle,
+            reset_mid_body,
+            redirect,
+            huge,
         } = spec;
-        match (code, http, body, reset, hang, delay_ms, item) {
-            (Some(code), None, None, None, None, None, None) => {
-                if code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit()) {
-                    Ok(Scripted::Code(code))
-                } else {
-                    Err("code must be four digits, e.g. \"4000\"")
-                }
-            }
-            (None, Some(status), body, None, None, None, None) => {
-                if (100..=999).contains(&status) {
-                    Ok(Scripted::Http(status, body.unwrap_or_default()))
-                } else {
-                    Err("http must be a status from 100 to 999")
-                }
-            }
-            (None, None, Some(body), None, None, None, None) => {
-                Ok(Scripted::Body(body.into_bytes()))
-            }
-            (None, None, None, Some(true), None, None, None) => Ok(Scripted::Reset),
-            (None, None, None, None, Some(true), None, None) => Ok(Scripted::Hang),
-            (None, None, None, None, None, Some(ms), None) => {
-                Ok(Scripted::Delay(Duration::from_millis(ms)))
-            }
-            (None, None, None, None, None, None, Some(item)) => {
-                if item.is_object() {
-                    Ok(Scripted::Item(item))
-                } else {
-                    Err("item must be a JSON object")
-                }
-            }
-            _ => Err(
-                "give exactly one of code, http (with an optional body), body, reset: true, \
-                 hang: true, delay_ms, item",
-            ),
+        // `body` is a kind of its own unless it goes with `http`.
+        let kinds = [
+            code.is_some(),
+            http.is_some(),
+            body.is_some() && http.is_none(),
+            reset.is_some(),
+            hang.is_some(),
+            delay_ms.is_some(),
+            item.is_some(),
+            trickle.is_some(),
+            reset_mid_body.is_some(),
+            redirect.is_some(),
+            huge.is_some(),
+        ];
+        if kinds.iter().filter(|given| **given).count() != 1 {
+            return Err(ONE_KIND);
+        }
+        if let Some(code) = code {
+            return if code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(Scripted::Code(code))
+            } else {
+                Err("code must be four digits, e.g. \"4000\"")
+            };
+        }
+        if let Some(status) = http {
+            return if (100..=999).contains(&status) {
+                Ok(Scripted::Http(status, body.unwrap_or_default()))
+            } else {
+                Err("http must be a status from 100 to 999")
+            };
+        }
+        if let Some(body) = body {
+            return Ok(Scripted::Body(body.into_bytes()));
+        }
+        if let Some(item) = item {
+            return if item.is_object() {
+                Ok(Scripted::Item(item))
+            } else {
+                Err("item must be a JSON object")
+            };
+        }
+        if let Some(TrickleSpec {
+            body,
+            chunk,
+            every_ms,
+        }) = trickle
+        {
+            return if chunk == 0 {
+                Err("trickle.chunk must be at least 1")
+            } else {
+                Ok(Scripted::Trickle {
+                    body: body.into_bytes(),
+                    chunk,
+                    every: Duration::from_millis(every_ms),
+                })
+            };
+        }
+        if let Some(ResetMidBodySpec { body, after }) = reset_mid_body {
+            return if after > body.len() {
+                Err("reset_mid_body.after must not be longer than its body")
+            } else {
+                Ok(Scripted::ResetMidBody {
+                    body: body.into_bytes(),
+                    after,
+                })
+            };
+        }
+        if let Some(location) = redirect {
+            return if location.trim().is_empty() || location.chars().any(char::is_control) {
+                Err("redirect must be a location without control characters")
+            } else {
+                Ok(Scripted::Redirect(location))
+            };
+        }
+        if let Some(bytes) = huge {
+            return Ok(Scripted::Huge { bytes });
+        }
+        match (reset, hang, delay_ms) {
+            (Some(true), None, None) => Ok(Scripted::Reset),
+            (None, Some(true), None) => Ok(Scripted::Hang),
+            (None, None, Some(ms)) => Ok(Scripted::Delay(Duration::from_millis(ms))),
+            _ => Err(ONE_KIND),
         }
     }
 }

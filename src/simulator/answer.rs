@@ -362,6 +362,30 @@ pub(super) fn success_body<T: Serialize>(
     )
 }
 
+/// The name of the field [`padded`] adds.
+const PADDING_FIELD: &[u8] = b",\"padding\":\"";
+
+/// Splits an encoded envelope (a JSON object) into the parts of the same envelope with one more
+/// string field, `padding`, that brings it to `bytes` bytes: the body up to the padding, how many
+/// padding bytes (of one ASCII letter) follow, and the end of the body. An envelope that is already
+/// that long gets an empty `padding`.
+pub(super) fn padded(mut body: Vec<u8>, bytes: usize) -> (Vec<u8>, usize, Vec<u8>) {
+    if body.last() != Some(&b'}') {
+        // Not an object: nothing to add a field to; sent as it is.
+        return (body, 0, Vec::new());
+    }
+    body.pop();
+    let field = if body.ends_with(b"{") {
+        &PADDING_FIELD[1..]
+    } else {
+        PADDING_FIELD
+    };
+    body.extend_from_slice(field);
+    let suffix = b"\"}".to_vec();
+    let padding = bytes.saturating_sub(body.len() + suffix.len());
+    (body, padding, suffix)
+}
+
 /// The encoded error answer for `code` (including `2000 item-not-found`).
 pub(super) fn error_body(
     code: &str,

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::admin::{AdminError, TodayRequest, admin_json, parse_script};
 use super::answer::{self, Context, Item};
-use super::http::{Request, Response};
+use super::http::{Request, Response, Streamed};
 use super::{Fault, Scripted, SimulatorConfig, SimulatorStats};
 
 /// The API's path, without the trailing slash (both forms are served).
@@ -34,6 +34,8 @@ pub(super) enum Outcome {
     Reset,
     /// Never answer; the slot (if any) stays taken until the connection ends.
     Hang(Option<Slot>),
+    /// Write this answer over time, then close; the slot (if any) stays taken until then.
+    Stream(Streamed, Option<Slot>),
 }
 
 /// A taken place among the requests in flight; released when dropped.
@@ -154,6 +156,22 @@ enum Answer {
     Reset,
     /// No answer.
     Hang,
+    /// A raw 200 body sent `chunk` bytes at a time, `every` apart.
+    Trickle {
+        body: Vec<u8>,
+        chunk: usize,
+        every: Duration,
+    },
+    /// A raw 200 body broken off by a reset after `after` bytes.
+    ResetMidBody { body: Vec<u8>, after: usize },
+    /// A 302 to this location.
+    Redirect(String),
+    /// `0000` with this item, padded to `bytes`.
+    Huge {
+        item: ItemBody,
+        api_info: String,
+        bytes: usize,
+    },
 }
 
 impl Answer {
@@ -166,6 +184,10 @@ impl Answer {
             Answer::Body(_) => "body".to_owned(),
             Answer::Reset => "reset".to_owned(),
             Answer::Hang => "hang".to_owned(),
+            Answer::Trickle { .. } => "trickle".to_owned(),
+            Answer::ResetMidBody { .. } => "reset_mid_body".to_owned(),
+            Answer::Redirect(_) => "redirect".to_owned(),
+            Answer::Huge { .. } => "huge".to_owned(),
         }
     }
 }
@@ -469,6 +491,12 @@ impl Shared {
 
     /// A charged `0000` answer with the generated item.
     fn success(&self, state: &mut State, item_id: &str) -> Answer {
+        let (item, api_info) = self.charged_item(state, item_id);
+        Answer::Success { item, api_info }
+    }
+
+    /// Charges a `0000` answer for `item_id`: its generated item and the `api_info` after the charge.
+    fn charged_item(&self, state: &mut State, item_id: &str) -> (ItemBody, String) {
         let before = state.charge(item_id);
         let edition = self
             .config
@@ -476,10 +504,7 @@ impl Shared {
             .filter(|every| *every > 0)
             .map_or(0, |every| before / every);
         let item = answer::generate(item_id, edition, &mut state.rng, Utc::now());
-        Answer::Success {
-            item: ItemBody::Generated(Box::new(item)),
-            api_info: self.api_info(state),
-        }
+        (ItemBody::Generated(Box::new(item)), self.api_info(state))
     }
 
     /// The answer a script asks for (charged when it is a `0000` or `2000`).
@@ -508,6 +533,17 @@ impl Shared {
             Scripted::Body(body) => Answer::Body(body),
             Scripted::Reset => Answer::Reset,
             Scripted::Hang => Answer::Hang,
+            Scripted::Trickle { body, chunk, every } => Answer::Trickle { body, chunk, every },
+            Scripted::ResetMidBody { body, after } => Answer::ResetMidBody { body, after },
+            Scripted::Redirect(location) => Answer::Redirect(location),
+            Scripted::Huge { bytes } => {
+                let (item, api_info) = self.charged_item(&mut state, item_id);
+                Answer::Huge {
+                    item,
+                    api_info,
+                    bytes,
+                }
+            }
             // The caller waits delays out before deciding; here there is nothing left to wait for.
             Scripted::Delay(_) => self.decide_locked(&mut state, item_id),
         }
@@ -544,6 +580,36 @@ impl Shared {
             Answer::Body(body) => return Outcome::Respond(Response::json(200, body)),
             Answer::Reset => return Outcome::Reset,
             Answer::Hang => return Outcome::Hang(slot),
+            Answer::Trickle { body, chunk, every } => {
+                let response = Response::json(200, body);
+                let streamed = Streamed::Trickle {
+                    response,
+                    chunk,
+                    every,
+                };
+                return Outcome::Stream(streamed, slot);
+            }
+            Answer::ResetMidBody { body, after } => {
+                let response = Response::json(200, body);
+                return Outcome::Stream(Streamed::ResetMidBody { response, after }, slot);
+            }
+            Answer::Redirect(location) => return Outcome::Respond(Response::redirect(&location)),
+            Answer::Huge {
+                item,
+                api_info,
+                bytes,
+            } => match answer::success_body(&item, &api_info, context, last_id, memory_mb) {
+                Ok(body) => {
+                    let (prefix, padding, suffix) = answer::padded(body, bytes);
+                    let streamed = Streamed::Padded {
+                        prefix,
+                        padding,
+                        suffix,
+                    };
+                    return Outcome::Stream(streamed, slot);
+                }
+                Err(error) => Err(error),
+            },
         };
         Outcome::Respond(match encoded {
             Ok(body) => Response::json(200, body),

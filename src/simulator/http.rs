@@ -1,11 +1,14 @@
 //! Just enough HTTP/1.1 for the simulator: requests with `Content-Length` bodies, keep-alive,
-//! pipelining, and direct control of the socket so that a fault can reset or hold a connection.
+//! pipelining, and direct control of the socket so that a fault can reset or hold a connection,
+//! drip an answer slowly, break it off in the middle of its body, or stream a huge one.
 
 use std::io;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 /// The longest request head (request line and headers) accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -15,6 +18,20 @@ const MAX_BODY: usize = 1024 * 1024;
 
 /// How much is read from the socket at a time.
 const READ_CHUNK: usize = 8 * 1024;
+
+/// How much of a padded answer's padding is written at a time.
+const PAD_CHUNK: usize = 64 * 1024;
+
+/// The byte a padded answer's padding is made of (inside a JSON string, so any letter works).
+const PAD_BYTE: u8 = b'x';
+
+/// A piece of padding, written as often as needed.
+static PAD: [u8; PAD_CHUNK] = [PAD_BYTE; PAD_CHUNK];
+
+/// How long the part of a body sent before a reset is given to reach the client. A reset discards
+/// whatever the kernel has not sent yet, so without this pause the client could see the reset
+/// before the head, which would be a plain reset rather than one in the middle of the body.
+const RESET_SETTLE: Duration = Duration::from_millis(50);
 
 /// One parsed request.
 #[derive(Debug)]
@@ -73,6 +90,8 @@ pub(super) struct Response {
     pub status: u16,
     /// The `Content-Type` header.
     pub content_type: &'static str,
+    /// The `Location` header, for redirects.
+    pub location: Option<String>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -83,6 +102,7 @@ impl Response {
         Response {
             status,
             content_type: "application/json; charset=utf-8",
+            location: None,
             body,
         }
     }
@@ -92,6 +112,7 @@ impl Response {
         Response {
             status,
             content_type: "text/html; charset=utf-8",
+            location: None,
             body: body.into(),
         }
     }
@@ -103,9 +124,57 @@ impl Response {
         Response {
             status,
             content_type: "text/plain; charset=utf-8",
+            location: None,
             body: body.into_bytes(),
         }
     }
+
+    /// A `302 Found` to `location` with nginx's little HTML page; control characters in
+    /// `location` are dropped so that it cannot end the header early.
+    pub fn redirect(location: &str) -> Response {
+        let location: String = location.chars().filter(|c| !c.is_control()).collect();
+        Response {
+            location: Some(location),
+            ..Response::html(
+                302,
+                "<html>\r\n<head><title>302 Found</title></head>\r\n<body>\r\n\
+                 <center><h1>302 Found</h1></center>\r\n<hr><center>nginx</center>\r\n\
+                 </body>\r\n</html>\r\n",
+            )
+        }
+    }
+}
+
+/// An answer written over time rather than at once; the connection closes after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Streamed {
+    /// The response with its body written `chunk` bytes at a time (at least 1), `every` apart.
+    Trickle {
+        /// The answer; its head goes out at once.
+        response: Response,
+        /// Bytes per write.
+        chunk: usize,
+        /// The pause between two writes.
+        every: Duration,
+    },
+    /// The response's head (announcing the whole body) and the first `after` bytes of its body,
+    /// then a TCP reset.
+    ResetMidBody {
+        /// The answer that is broken off.
+        response: Response,
+        /// Bytes of the body sent before the reset.
+        after: usize,
+    },
+    /// A 200 JSON answer made of `prefix`, `padding` bytes of [`PAD_BYTE`], then `suffix`,
+    /// written piece by piece so that the padding is never held in memory.
+    Padded {
+        /// The start of the body.
+        prefix: Vec<u8>,
+        /// How many padding bytes follow it.
+        padding: usize,
+        /// The end of the body.
+        suffix: Vec<u8>,
+    },
 }
 
 /// One accepted connection with its read buffer.
@@ -173,22 +242,81 @@ impl Connection {
         response: &Response,
         keep_alive: bool,
     ) -> io::Result<()> {
-        let reason = StatusCode::from_u16(response.status)
-            .ok()
-            .and_then(|status| status.canonical_reason())
-            .unwrap_or("Unknown");
-        let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT");
-        let connection = if keep_alive { "keep-alive" } else { "close" };
-        let head = format!(
-            "HTTP/1.1 {:03} {reason}\r\nServer: nginx\r\nDate: {date}\r\nContent-Type: {}\r\n\
-             Content-Length: {}\r\nConnection: {connection}\r\n\r\n",
-            response.status,
-            response.content_type,
-            response.body.len(),
-        );
-        let mut bytes = head.into_bytes();
+        let mut bytes = head(response, response.body.len(), keep_alive).into_bytes();
         bytes.extend_from_slice(&response.body);
         self.stream.write_all(&bytes).await?;
+        self.stream.flush().await
+    }
+
+    /// Writes a streamed answer, then closes the connection (with a reset for
+    /// [`Streamed::ResetMidBody`]). Gives up quietly when the client leaves or `stop` is cancelled.
+    pub async fn write_streamed(mut self, streamed: Streamed, stop: &CancellationToken) {
+        let written = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            written = self.stream_out(&streamed) => written,
+        };
+        if written.is_ok() && matches!(streamed, Streamed::ResetMidBody { .. }) {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = tokio::time::sleep(RESET_SETTLE) => {}
+            }
+            self.reset();
+        }
+    }
+
+    /// Writes everything of a streamed answer that is sent before the connection ends.
+    async fn stream_out(&mut self, streamed: &Streamed) -> io::Result<()> {
+        match streamed {
+            Streamed::Trickle {
+                response,
+                chunk,
+                every,
+            } => {
+                self.write_head(response, response.body.len()).await?;
+                let mut pieces = response.body.chunks((*chunk).max(1)).peekable();
+                while let Some(piece) = pieces.next() {
+                    self.stream.write_all(piece).await?;
+                    self.stream.flush().await?;
+                    if pieces.peek().is_some() {
+                        tokio::time::sleep(*every).await;
+                    }
+                }
+                Ok(())
+            }
+            Streamed::ResetMidBody { response, after } => {
+                self.write_head(response, response.body.len()).await?;
+                let sent = &response.body[..(*after).min(response.body.len())];
+                self.stream.write_all(sent).await?;
+                self.stream.flush().await
+            }
+            Streamed::Padded {
+                prefix,
+                padding,
+                suffix,
+            } => {
+                let length = prefix.len() + padding + suffix.len();
+                self.write_head(&Response::json(200, Vec::new()), length)
+                    .await?;
+                self.stream.write_all(prefix).await?;
+                let mut left = *padding;
+                while left > 0 {
+                    let n = left.min(PAD_CHUNK);
+                    self.stream.write_all(&PAD[..n]).await?;
+                    left -= n;
+                }
+                self.stream.write_all(suffix).await?;
+                self.stream.flush().await
+            }
+        }
+    }
+
+    /// Writes and flushes the head of an answer whose body is `length` bytes, announcing that
+    /// the connection closes after it.
+    async fn write_head(&mut self, response: &Response, length: usize) -> io::Result<()> {
+        self.stream
+            .write_all(head(response, length, false).as_bytes())
+            .await?;
         self.stream.flush().await
     }
 
@@ -212,6 +340,26 @@ impl Connection {
         self.buffer.extend_from_slice(&chunk[..n]);
         Ok(n)
     }
+}
+
+/// The status line and headers of `response` with a body of `length` bytes, blank line included.
+fn head(response: &Response, length: usize, keep_alive: bool) -> String {
+    let reason = StatusCode::from_u16(response.status)
+        .ok()
+        .and_then(|status| status.canonical_reason())
+        .unwrap_or("Unknown");
+    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT");
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let location = response
+        .location
+        .as_ref()
+        .map(|location| format!("Location: {location}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "HTTP/1.1 {:03} {reason}\r\nServer: nginx\r\nDate: {date}\r\nContent-Type: {}\r\n\
+         Content-Length: {length}\r\n{location}Connection: {connection}\r\n\r\n",
+        response.status, response.content_type,
+    )
 }
 
 /// The parts of a request head the simulator uses.

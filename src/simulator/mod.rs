@@ -6,16 +6,20 @@
 //! items deterministically from the video id (with cover-URL parts that change on every answer,
 //! as the real CDN signatures do), and can misbehave on purpose: latency, a concurrency cap
 //! (`4008`), an exhausted quota (`4013`), random transient faults (error codes, HTTP 502,
-//! connection resets, hangs) and per-id scripted answers.
+//! connection resets, hangs) and per-id scripted answers, hostile ones included (a body that
+//! trickles in, a reset in the middle of the body, a redirect, a huge body).
 //!
 //! It speaks HTTP/1.1 itself (see `http`) so that it controls the socket: a reset really is a
-//! TCP RST and a hang really holds the connection open. It depends on no other project module.
+//! TCP RST, a hang really holds the connection open and a trickle really drips. It depends on no
+//! other project module.
 //!
 //! Admin endpoints, for tests that run the simulator as a separate process:
 //! `GET /_sim/stats` (the [`SimulatorStats`] as JSON), `POST /_sim/script` with
 //! `{"item_id": "...", "answers": [{"code": "4000"}, {"http": 502, "body": "..."}, {"body": "raw"},
-//! {"reset": true}, {"hang": true}, {"delay_ms": 500}, {"item": {...}}]}` and
-//! `POST /_sim/today` with `{"today": N}`.
+//! {"reset": true}, {"hang": true}, {"delay_ms": 500}, {"item": {...}},
+//! {"trickle": {"body": "...", "chunk": 1, "every_ms": 100}},
+//! {"reset_mid_body": {"body": "...", "after": 10}}, {"redirect": "http://..."},
+//! {"huge": 10485760}]}` and `POST /_sim/today` with `{"today": N}`.
 
 mod admin;
 mod answer;
@@ -293,6 +297,24 @@ pub enum Scripted {
     Delay(Duration),
     /// A charged `0000` answer with this item object.
     Item(serde_json::Value),
+    /// This raw body with status 200 and its full `Content-Length`, written `chunk` bytes at a
+    /// time (at least 1) with `every` between writes: a slow drip, for timeouts in the middle of
+    /// the body. The connection closes after it.
+    Trickle {
+        body: Vec<u8>,
+        chunk: usize,
+        every: Duration,
+    },
+    /// The head of a status-200 answer with this raw body's full `Content-Length`, the first
+    /// `after` bytes of the body, then a TCP reset (zero linger).
+    ResetMidBody { body: Vec<u8>, after: usize },
+    /// A `302 Found` with this `Location` (control characters dropped) and nginx's HTML page.
+    Redirect(String),
+    /// A charged `0000` answer with the generated item, padded to `bytes` bytes by an extra
+    /// string field `padding` at the end of the envelope (no padding if the envelope alone is
+    /// that long). It is written piece by piece, never held in memory whole, with its full
+    /// `Content-Length`; the connection closes after it.
+    Huge { bytes: usize },
 }
 
 /// Counters of what the simulator has answered (admin requests are not counted).
@@ -303,7 +325,8 @@ pub struct SimulatorStats {
     /// Charged answers (`0000` and `2000`), all days.
     pub charged: u64,
     /// Answers by kind: error codes (`"0000"`, `"4008"`, …), `"http502"` (any `"http{status}"`),
-    /// `"body"` (a scripted raw body), `"reset"`, `"hang"`.
+    /// `"body"` (a scripted raw body), `"reset"`, `"hang"`, and the scripted `"trickle"`,
+    /// `"reset_mid_body"`, `"redirect"` and `"huge"`.
     pub by_code: BTreeMap<String, u64>,
     /// Admitted requests being processed right now (hung requests count until their client leaves).
     pub in_flight: u64,
@@ -494,6 +517,11 @@ async fn serve_connection(
                     () = stop.cancelled() => {}
                     () = connection.wait_closed() => {}
                 }
+                drop(slot);
+                return;
+            }
+            Outcome::Stream(streamed, slot) => {
+                connection.write_streamed(streamed, &stop).await;
                 drop(slot);
                 return;
             }

@@ -954,3 +954,330 @@ async fn latency_and_jitter_delay_answers() {
         assert!((0.1..0.5).contains(&reported), "{reported}");
     }
 }
+
+/// Reads a raw answer until the server ends the connection: the bytes, and the error that ended it
+/// (`None` for an orderly close).
+async fn read_until_closed(stream: &mut TcpStream) -> (Vec<u8>, Option<std::io::ErrorKind>) {
+    let mut received = Vec::new();
+    let mut buffer = [0_u8; 4096];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) => return (received, None),
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(error) => return (received, Some(error.kind())),
+        }
+    }
+}
+
+/// Splits a raw answer into its head (without the blank line) and body.
+fn split_answer(answer: &[u8]) -> (String, &[u8]) {
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete head");
+    (
+        String::from_utf8(answer[..end].to_vec()).unwrap(),
+        &answer[end + 4..],
+    )
+}
+
+/// Waits until no admitted request is in flight any more.
+async fn wait_until_idle(sim: &Simulator) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while sim.stats().in_flight > 0 {
+        assert!(Instant::now() < deadline, "a request kept its slot");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn trickle_drips_the_body_and_a_short_timeout_cuts_it_off() {
+    let sim = start(with_credentials()).await;
+    sim.script(
+        ID,
+        vec![Scripted::Trickle {
+            body: b"0123456789".to_vec(),
+            chunk: 3,
+            every: Duration::from_millis(50),
+        }],
+    );
+    let started = Instant::now();
+    let response = reqwest::get(url(&sim, ID)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.content_length(), Some(10));
+    assert_eq!(response.bytes().await.unwrap(), &b"0123456789"[..]);
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "four writes, three pauses: {:?}",
+        started.elapsed()
+    );
+
+    // A drip slower than the client's timeout: the head arrives, the body never completes.
+    sim.script(
+        ID,
+        vec![Scripted::Trickle {
+            body: vec![b' '; 100],
+            chunk: 1,
+            every: Duration::from_millis(100),
+        }],
+    );
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let response = client.get(url(&sim, ID)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let error = response.bytes().await.unwrap_err();
+    assert!(error.is_timeout(), "{error:?}");
+    wait_until_idle(&sim).await;
+    let stats = sim.stats();
+    assert_eq!(stats.by_code["trickle"], 2);
+    assert_eq!(stats.charged, 0, "a raw body is not charged");
+    // A chunk of 0 is taken as 1 rather than looping forever.
+    sim.script(
+        ID,
+        vec![Scripted::Trickle {
+            body: b"ab".to_vec(),
+            chunk: 0,
+            every: Duration::ZERO,
+        }],
+    );
+    let body = reqwest::get(url(&sim, ID)).await.unwrap().bytes().await;
+    assert_eq!(body.unwrap(), &b"ab"[..]);
+}
+
+#[tokio::test]
+async fn reset_mid_body_sends_the_head_and_part_of_the_body_then_resets() {
+    let sim = start(with_credentials()).await;
+    let body = br#"{"error_code":"0000","item":{"num_iid":"7118694749548072205"}}"#.to_vec();
+    sim.script(
+        ID,
+        vec![Scripted::ResetMidBody {
+            body: body.clone(),
+            after: 20,
+        }],
+    );
+    let mut stream = TcpStream::connect(sim.addr()).await.unwrap();
+    let path = format!("/douyin/item_get_video/?key=k&secret=s&item_id={ID}");
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let (answer, ended_by) = read_until_closed(&mut stream).await;
+    let (head, sent) = split_answer(&answer);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.contains(&format!("Content-Length: {}\r\n", body.len())),
+        "the whole body is announced: {head}"
+    );
+    assert_eq!(sent, &body[..20]);
+    assert_eq!(ended_by, Some(std::io::ErrorKind::ConnectionReset));
+
+    // reqwest sees a 200 whose body fails, which is neither a timeout nor a connect error.
+    sim.script(ID, vec![Scripted::ResetMidBody { body, after: 20 }]);
+    let response = reqwest::get(url(&sim, ID)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let error = response.bytes().await.unwrap_err();
+    assert!(!error.is_timeout() && !error.is_connect(), "{error:?}");
+    wait_until_idle(&sim).await;
+    assert_eq!(sim.stats().by_code["reset_mid_body"], 2);
+    assert_eq!(sim.stats().charged, 0);
+}
+
+#[tokio::test]
+async fn redirect_answers_302_with_its_location() {
+    let sim = start(with_credentials()).await;
+    sim.script(
+        ID,
+        vec![
+            Scripted::Redirect("http://127.0.0.1:9/elsewhere?a=1".into()),
+            Scripted::Redirect("http://127.0.0.1:9/\r\nX-Injected: 1".into()),
+        ],
+    );
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = client.get(url(&sim, ID)).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        response.headers()["location"],
+        "http://127.0.0.1:9/elsewhere?a=1"
+    );
+    assert!(response.text().await.unwrap().contains("302 Found"));
+    let response = client.get(url(&sim, ID)).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        response.headers()["location"],
+        "http://127.0.0.1:9/X-Injected: 1"
+    );
+    assert!(response.headers().get("x-injected").is_none());
+    let stats = sim.stats();
+    assert_eq!((stats.by_code["redirect"], stats.charged), (2, 0));
+}
+
+#[tokio::test]
+async fn huge_streams_a_padded_envelope_of_the_exact_size() {
+    let sim = start(with_credentials()).await;
+    let size = 3_000_000;
+    sim.script(
+        ID,
+        vec![Scripted::Huge { bytes: size }, Scripted::Huge { bytes: 10 }],
+    );
+    let response = reqwest::get(url(&sim, ID)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.content_length(), Some(size as u64));
+    let body = response.bytes().await.unwrap();
+    assert_eq!(body.len(), size);
+    let envelope: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(code(&envelope), "0000");
+    assert_eq!(envelope["item"]["num_iid"], ID);
+    assert_eq!(api_info(&envelope).0, 1, "a huge success is charged");
+    let padding = envelope["padding"].as_str().unwrap();
+    assert!(padding.len() > size - 5_000, "{}", padding.len());
+    assert!(padding.bytes().all(|b| b == b'x'));
+
+    // Smaller than the envelope: the envelope alone, with an empty padding.
+    let small: Value = get_json(&reqwest::Client::new(), &url(&sim, ID)).await;
+    assert_eq!(code(&small), "0000");
+    assert_eq!(small["padding"], "");
+
+    // A client that stops reading does not hold the simulator: it gives up when the client leaves.
+    sim.script(
+        ID,
+        vec![Scripted::Huge {
+            bytes: 200 * 1024 * 1024,
+        }],
+    );
+    let mut stream = TcpStream::connect(sim.addr()).await.unwrap();
+    let path = format!("/douyin/item_get_video/?key=k&secret=s&item_id={ID}");
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut start_of_answer = [0_u8; 1024];
+    stream.read_exact(&mut start_of_answer).await.unwrap();
+    assert!(start_of_answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    drop(stream);
+    wait_until_idle(&sim).await;
+    let stats = sim.stats();
+    assert_eq!((stats.by_code["huge"], stats.charged), (3, 3));
+}
+
+#[test]
+fn padded_adds_a_string_field_that_reaches_the_size() {
+    let (prefix, padding, suffix) = answer::padded(br#"{"a":1}"#.to_vec(), 40);
+    assert_eq!(prefix.len() + padding + suffix.len(), 40);
+    let mut body = prefix;
+    body.extend(std::iter::repeat_n(b'x', padding));
+    body.extend(suffix);
+    let value: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(value["a"], 1);
+    assert_eq!(value["padding"].as_str().unwrap().len(), padding);
+
+    let (prefix, padding, suffix) = answer::padded(b"{}".to_vec(), 0);
+    let mut body = prefix;
+    body.extend(suffix);
+    assert_eq!((body.as_slice(), padding), (&br#"{"padding":""}"#[..], 0));
+
+    let (prefix, padding, suffix) = answer::padded(b"[1]".to_vec(), 100);
+    assert_eq!(
+        (prefix.as_slice(), padding, suffix.len()),
+        (&b"[1]"[..], 0, 0)
+    );
+}
+
+#[test]
+fn the_hostile_answers_have_admin_forms() {
+    let request = admin::parse_script(
+        json!({"item_id": ID, "answers": [
+            {"trickle": {"body": "{}", "chunk": 1, "every_ms": 100}},
+            {"reset_mid_body": {"body": "0123456789", "after": 4}},
+            {"redirect": "http://127.0.0.1:1/x"},
+            {"huge": 10485760},
+            {"http": 502, "body": "b"},
+            {"body": "raw"},
+        ]})
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        request.answers,
+        [
+            Scripted::Trickle {
+                body: b"{}".to_vec(),
+                chunk: 1,
+                every: Duration::from_millis(100),
+            },
+            Scripted::ResetMidBody {
+                body: b"0123456789".to_vec(),
+                after: 4,
+            },
+            Scripted::Redirect("http://127.0.0.1:1/x".into()),
+            Scripted::Huge { bytes: 10_485_760 },
+            Scripted::Http(502, "b".into()),
+            Scripted::Body(b"raw".to_vec()),
+        ]
+    );
+    for (answer, problem) in [
+        (
+            json!({"trickle": {"body": "x", "chunk": 0, "every_ms": 1}}),
+            "chunk",
+        ),
+        (json!({"trickle": {"body": "x", "chunk": 1}}), "every_ms"),
+        (
+            json!({"reset_mid_body": {"body": "x", "after": 2}}),
+            "after",
+        ),
+        (json!({"redirect": "http://x/\r\nEvil: 1"}), "control"),
+        (json!({"redirect": " "}), "redirect"),
+        (json!({"huge": -1}), "invalid"),
+        (json!({"huge": 10, "body": "x"}), "exactly one"),
+        (
+            json!({"redirect": "http://x/", "reset": true}),
+            "exactly one",
+        ),
+        (json!({"reset": false}), "exactly one"),
+        (json!({}), "exactly one"),
+    ] {
+        let body = json!({"item_id": ID, "answers": [answer]}).to_string();
+        let error = admin::parse_script(body.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(problem), "{answer}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn the_hostile_answers_can_be_scripted_over_http() {
+    let sim = start(with_credentials()).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let queued: Value = client
+        .post(format!("{}/_sim/script", sim.base_url()))
+        .json(&json!({"item_id": ID, "answers": [
+            {"trickle": {"body": "drip", "chunk": 2, "every_ms": 1}},
+            {"reset_mid_body": {"body": "0123456789", "after": 4}},
+            {"redirect": "http://127.0.0.1:1/x"},
+            {"huge": 100000},
+        ]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(queued, json!({"item_id": ID, "queued": 4}));
+    let get = || client.get(url(&sim, ID)).send();
+    assert_eq!(get().await.unwrap().text().await.unwrap(), "drip");
+    assert!(get().await.unwrap().bytes().await.is_err());
+    assert_eq!(get().await.unwrap().status(), 302);
+    assert_eq!(get().await.unwrap().bytes().await.unwrap().len(), 100_000);
+    let by_code = sim.stats().by_code;
+    for label in ["trickle", "reset_mid_body", "redirect", "huge"] {
+        assert_eq!(by_code[label], 1, "{label}");
+    }
+}
