@@ -1,7 +1,9 @@
 //! The onebound HTTP client: one `GET douyin/item_get_video/` per call, nothing else.
 //!
 //! Built once with the timeout and base URL from the settings. It follows no redirects, caps the
-//! body it reads, and strips the request URL (which carries the secret) from every error.
+//! body it reads, and strips the request URL (which carries the secret) from every error. A hostile
+//! or broken server may echo the request line back (PHP warnings, firewall pages): the secret is
+//! blanked out of every body before anything else sees it.
 
 use std::time::Duration;
 
@@ -57,6 +59,24 @@ pub struct ApiClient {
     secret: SecretString,
     fixed_query: Vec<(&'static str, String)>,
     max_body_bytes: usize,
+    /// Matches the secret as sent (plain or URL-encoded); `None` for secrets too short to blank out
+    /// without mangling ordinary text.
+    secret_pattern: Option<regex::bytes::Regex>,
+}
+
+/// What replaces the secret in an answer body.
+pub const REDACTED: &[u8] = b"[redacted]";
+
+/// Secrets shorter than this are not blanked out of bodies: they would match ordinary text.
+const MIN_REDACTED_SECRET: usize = 8;
+
+fn secret_pattern(secret: &str) -> Option<regex::bytes::Regex> {
+    if secret.len() < MIN_REDACTED_SECRET {
+        return None;
+    }
+    let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let pattern = format!("{}|{}", regex::escape(secret), regex::escape(&encoded));
+    regex::bytes::Regex::new(&pattern).ok()
 }
 
 impl ApiClient {
@@ -87,6 +107,7 @@ impl ApiClient {
             secret: api.secret.clone(),
             fixed_query,
             max_body_bytes: api.max_body_bytes,
+            secret_pattern: secret_pattern(api.secret.expose_secret()),
         })
     }
 
@@ -132,7 +153,20 @@ impl ApiClient {
                 Err(error) => return failed(error),
             }
         }
-        Answer::Received { status, body }
+        Answer::Received {
+            status,
+            body: self.redact(body),
+        }
+    }
+
+    /// `body` with every occurrence of the secret replaced by [`REDACTED`].
+    fn redact(&self, body: Vec<u8>) -> Vec<u8> {
+        match &self.secret_pattern {
+            Some(pattern) if pattern.is_match(&body) => {
+                pattern.replace_all(&body, REDACTED).into_owned()
+            }
+            _ => body,
+        }
     }
 }
 

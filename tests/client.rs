@@ -173,3 +173,27 @@ async fn bodies_over_the_limit_are_cut_off() {
     assert_eq!(kind, TransportKind::BodyTooLarge);
     assert!(message.contains("api.max_body_bytes"), "{message}");
 }
+
+#[tokio::test]
+async fn an_echoed_secret_is_blanked_out_of_the_body() {
+    let server = MockServer::start().await;
+    let secret = "SECRET/canary+5150";
+    let echo = format!(
+        "<b>Warning</b>: GET /douyin/item_get_video/?secret=SECRET%2Fcanary%2B5150&item_id={ID} (secret {secret})"
+    );
+    Mock::given(method("GET"))
+        .and(query_param("secret", secret))
+        .respond_with(ResponseTemplate::new(200).set_body_string(echo))
+        .mount(&server)
+        .await;
+    let client = client(&server.uri(), &[("DOUYIN_WATCH__API__SECRET", secret)]);
+    match client.item_get_video(&id()).await {
+        Answer::Received { body, .. } => {
+            let body = String::from_utf8(body).expect("text");
+            assert!(!body.contains("canary"), "{body}");
+            assert!(body.contains("?secret=[redacted]&item_id"), "{body}");
+            assert!(body.contains("(secret [redacted])"), "{body}");
+        }
+        Answer::Failed { message, .. } => panic!("{message}"),
+    }
+}
