@@ -241,10 +241,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl PassContext {
-    /// Stops the pass for `reason`; the first reason given is the one reported.
-    fn stop_for(&self, reason: StopReason) {
-        lock(&self.stop_reason).get_or_insert(reason);
+    /// Stops the pass for `reason`; the first reason given is the one reported, and only then is
+    /// `true` returned.
+    fn stop_for(&self, reason: StopReason) -> bool {
+        let mut stop_reason = lock(&self.stop_reason);
+        let first = stop_reason.is_none();
+        stop_reason.get_or_insert(reason);
         self.stop.cancel();
+        first
     }
 
     fn fail(&self, error: StoreError) {
@@ -619,15 +623,20 @@ fn account_pause(base: Duration, max: Duration, earlier: u32) -> Duration {
     base.saturating_mul(2u32.saturating_pow(earlier)).min(max)
 }
 
-/// Stops the pass for an account-level code and records the pause that keeps later passes quiet:
-/// until Beijing midnight after 4013, an exponentially growing one after the others.
+/// Stops the pass for an account-level code and, for the pass's first stop, records the pause
+/// that keeps later passes quiet: until Beijing midnight after 4013, an exponentially growing one
+/// after the others.
 async fn stop_for_account(ctx: &PassContext, verdict: &Verdict, at: DateTime<Utc>) {
     let code = verdict.error_code.clone().unwrap_or_default();
     let meaning = error_code::meaning(&code);
-    ctx.stop_for(StopReason::Account {
+    let first = ctx.stop_for(StopReason::Account {
         code: code.clone(),
         meaning: meaning.clone(),
     });
+    if !first {
+        // Calls that were already in flight answer the same; one pause per stop is enough.
+        return;
+    }
     let (cause, until) = if code == "4013" {
         ("quota_exceeded", next_quota_reset(at))
     } else {

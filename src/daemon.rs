@@ -22,6 +22,8 @@ use tracing::{error, info, warn};
 use crate::collector::{Collector, PassReport, Trigger};
 use crate::health::HealthCheck;
 use crate::metrics;
+use crate::settings::RetentionSettings;
+use crate::store::Store;
 
 /// What the daemon needs besides the collector.
 #[derive(Debug, Clone)]
@@ -34,7 +36,12 @@ pub struct Schedule {
     pub grace: Duration,
     /// Where to serve `/metrics` and `/healthz`, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// How long the call log is kept; pruned daily at [`PRUNE_CRON`] Beijing time.
+    pub retention: RetentionSettings,
 }
+
+/// When the daily pruning runs (Beijing time): a quiet hour for most watch lists.
+pub const PRUNE_CRON: &str = "0 30 4 * * *";
 
 impl Schedule {
     /// The longest time between two ticks over the next day's ticks (at least a second).
@@ -110,6 +117,21 @@ pub async fn run(
         .add(job)
         .await
         .context("cannot add the pass job to the scheduler")?;
+    if schedule.retention.enabled() {
+        let store = passes.collector.store().clone();
+        let retention = schedule.retention.clone();
+        let tracker = passes.tracker.clone();
+        let prune = Job::new_async_tz(PRUNE_CRON, chrono_tz::Asia::Shanghai, move |_, _| {
+            let (store, retention) = (store.clone(), retention.clone());
+            tracker.spawn(prune_old_rows(store, retention));
+            Box::pin(async {})
+        })
+        .context("cannot schedule pruning")?;
+        scheduler
+            .add(prune)
+            .await
+            .context("cannot add the pruning job to the scheduler")?;
+    }
     scheduler
         .start()
         .await
@@ -133,6 +155,21 @@ pub async fn run(
     }
     info!("stopped");
     Ok(())
+}
+
+/// Deletes call-log rows older than the retention settings and logs what went.
+pub async fn prune_old_rows(store: Store, retention: RetentionSettings) {
+    let (fetches_before, quota_before) = retention.cutoffs(Utc::now());
+    match store.prune(fetches_before, quota_before).await {
+        Ok(pruned) => info!(
+            fetches = pruned.fetches,
+            quota_samples = pruned.quota_samples,
+            "pruned old rows"
+        ),
+        Err(e) => {
+            error!(error = %crate::client::error_chain(&e), "pruning failed; tried again tomorrow")
+        }
+    }
 }
 
 /// Starts passes one at a time.
@@ -183,6 +220,10 @@ mod tests {
             run_on_start: false,
             grace: Duration::from_secs(1),
             metrics_listen: None,
+            retention: RetentionSettings {
+                fetches_days: 0,
+                quota_samples_days: 0,
+            },
         }
     }
 

@@ -54,7 +54,36 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     pub metrics: MetricsSettings,
     pub notify: NotifySettings,
+    pub retention: RetentionSettings,
     pub log: LogSettings,
+}
+
+/// How long the call log is kept; snapshots are kept for ever.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RetentionSettings {
+    /// Days of `fetches` rows to keep; 0 keeps everything.
+    pub fetches_days: u32,
+    /// Days of `quota_samples` rows to keep; 0 keeps everything.
+    pub quota_samples_days: u32,
+}
+
+impl RetentionSettings {
+    /// The cutoffs at `now`: rows older than these go; `None` keeps a table whole.
+    pub fn cutoffs(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> (
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        let cutoff = |days: u32| (days > 0).then(|| now - chrono::Duration::days(i64::from(days)));
+        (cutoff(self.fetches_days), cutoff(self.quota_samples_days))
+    }
+
+    /// True when something is ever pruned.
+    pub fn enabled(&self) -> bool {
+        self.fetches_days > 0 || self.quota_samples_days > 0
+    }
 }
 
 /// The monitoring listener.

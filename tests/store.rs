@@ -161,3 +161,104 @@ async fn the_watch_list_adds_idempotently_and_removal_keeps_the_row() {
         "re-adding without a label keeps the label"
     );
 }
+
+#[tokio::test]
+async fn pruning_deletes_old_call_log_rows_and_keeps_snapshots() {
+    use douyin_watch::simulator::{Simulator, SimulatorConfig};
+    let simulator = Simulator::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        SimulatorConfig::default(),
+    )
+    .await
+    .expect("simulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let environment = std::collections::HashMap::from([
+        (
+            "DOUYIN_WATCH__API__BASE_URL".to_owned(),
+            simulator.base_url(),
+        ),
+        ("DOUYIN_WATCH__API__KEY".to_owned(), "k".to_owned()),
+        ("DOUYIN_WATCH__API__SECRET".to_owned(), "s".to_owned()),
+        (
+            "DOUYIN_WATCH__RETENTION__FETCHES_DAYS".to_owned(),
+            "30".to_owned(),
+        ),
+        (
+            "DOUYIN_WATCH__RETENTION__QUOTA_SAMPLES_DAYS".to_owned(),
+            "90".to_owned(),
+        ),
+    ]);
+    let settings =
+        douyin_watch::settings::Settings::load_from(None, environment).expect("settings");
+    let store = Store::open(options(&dir)).await.expect("opens");
+    let watched: Vec<String> = (1..=4)
+        .map(|i| format!("71000000000000000{i:02}"))
+        .collect();
+    let watched: Vec<&str> = watched.iter().map(String::as_str).collect();
+    store
+        .add_videos(&ids(&watched), None, Utc::now())
+        .await
+        .expect("add");
+    let collector = douyin_watch::collector::Collector::new(
+        store.clone(),
+        douyin_watch::client::ApiClient::new(&settings.api).expect("client"),
+        douyin_watch::collector::PassOptions::from_settings(&settings),
+    );
+    for _ in 0..3 {
+        collector
+            .run_pass(
+                douyin_watch::collector::Trigger::Fetch,
+                None,
+                &tokio_util::sync::CancellationToken::new(),
+            )
+            .await
+            .expect("pass");
+    }
+    // Age the first pass's rows by 60 days: past the fetch retention, within the quota one.
+    let pool = SqlitePool::connect_with(options(&dir))
+        .await
+        .expect("connect");
+    sqlx::query("UPDATE fetches SET started_at = '2020-01-01T00:00:00.000Z' WHERE pass_id = 1")
+        .execute(&pool)
+        .await
+        .expect("age fetches");
+    sqlx::query(
+        "UPDATE quota_samples SET observed_at = '2020-01-01T00:00:00.000Z' \
+         WHERE fetch_id IN (SELECT id FROM fetches WHERE pass_id = 2)",
+    )
+    .execute(&pool)
+    .await
+    .expect("age samples");
+    let (fetches_before, quota_before) = settings.retention.cutoffs(Utc::now());
+    let pruned = store
+        .prune(fetches_before, quota_before)
+        .await
+        .expect("prune");
+    assert_eq!(pruned.fetches, 4, "the first pass's fetches");
+    assert_eq!(
+        pruned.quota_samples, 8,
+        "their samples, and the old samples of pass 2"
+    );
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .expect("count")
+        }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM fetches").await, 8);
+    assert_eq!(count("SELECT COUNT(*) FROM quota_samples").await, 4);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM snapshots").await,
+        4,
+        "snapshots are never pruned"
+    );
+    assert_eq!(count("SELECT SUM(seen_count) FROM snapshots").await, 12);
+    let dangling: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check")
+        .fetch_all(&pool)
+        .await
+        .expect("fk check");
+    assert!(dangling.is_empty(), "{dangling:?}");
+}

@@ -252,6 +252,13 @@ fn serialize_json_text<S: serde::Serializer>(text: &str, serializer: S) -> Resul
     value.serialize(serializer)
 }
 
+/// Rows deleted by [`Store::prune`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    pub fetches: u64,
+    pub quota_samples: u64,
+}
+
 /// The state `/metrics` reports as gauges.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GaugeFigures {
@@ -719,6 +726,61 @@ impl Store {
             expires_on: expires_on.and_then(|d| d.parse().ok()),
             videos_by_status,
         })
+    }
+
+    /// Deletes call-log rows older than the cutoffs, in small batches so a pass is never held up
+    /// for long. A fetch's quota sample goes with it. Snapshots are never deleted.
+    pub async fn prune(
+        &self,
+        fetches_before: Option<DateTime<Utc>>,
+        quota_samples_before: Option<DateTime<Utc>>,
+    ) -> Result<Pruned, StoreError> {
+        let mut pruned = Pruned::default();
+        if let Some(before) = quota_samples_before {
+            pruned.quota_samples += self
+                .delete_in_batches(
+                    "DELETE FROM quota_samples WHERE id IN \
+                     (SELECT id FROM quota_samples WHERE observed_at < ? LIMIT 2000)",
+                    &timestamp(before),
+                )
+                .await?;
+        }
+        if let Some(before) = fetches_before {
+            pruned.quota_samples += self
+                .delete_in_batches(
+                    "DELETE FROM quota_samples WHERE id IN \
+                     (SELECT q.id FROM quota_samples AS q JOIN fetches AS f ON f.id = q.fetch_id \
+                      WHERE f.started_at < ? LIMIT 2000)",
+                    &timestamp(before),
+                )
+                .await?;
+            pruned.fetches += self
+                .delete_in_batches(
+                    "DELETE FROM fetches WHERE id IN \
+                     (SELECT id FROM fetches WHERE started_at < ? LIMIT 2000)",
+                    &timestamp(before),
+                )
+                .await?;
+        }
+        Ok(pruned)
+    }
+
+    async fn delete_in_batches(&self, sql: &'static str, before: &str) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let deleted = sqlx::query(sql)
+                .bind(before)
+                .execute(&self.writer)
+                .await
+                .map_err(step("pruning old rows"))?
+                .rows_affected();
+            total += deleted;
+            if deleted == 0 {
+                return Ok(total);
+            }
+            // Let a pass's writes in between batches.
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Runs `PRAGMA integrity_check` and returns its verdict (`"ok"` when sound).
