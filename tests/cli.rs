@@ -1,0 +1,730 @@
+//! The command line as a user meets it: the real binary as a child process, a real SQLite file in
+//! a tempdir, the onebound simulator on 127.0.0.1. Exit codes: 0 done, 2 bad usage, input or
+//! configuration, 3 a pass stopped by an account-level error or the quota, 1 anything else.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Duration;
+
+use chrono::{Days, SecondsFormat, TimeZone, Utc};
+use chrono_tz::Asia::Shanghai;
+use douyin_watch::simulator::SimulatorConfig;
+use serde_json::Value;
+use support::{InProcessSim, SimProcess, TestEnv, free_port, ids};
+
+/// The next Beijing midnight, as the program stores timestamps.
+fn next_beijing_midnight() -> String {
+    let today = Utc::now().with_timezone(&Shanghai).date_naive();
+    let tomorrow = today.checked_add_days(Days::new(1)).expect("tomorrow");
+    Shanghai
+        .from_local_datetime(&tomorrow.and_hms_opt(0, 0, 0).expect("midnight"))
+        .single()
+        .expect("one midnight")
+        .with_timezone(&Utc)
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_time(text: &str) -> chrono::DateTime<Utc> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text:?} is not RFC 3339: {e}"))
+        .with_timezone(&Utc)
+}
+
+fn video_rows(env: &TestEnv) -> Vec<(String, i64, Option<String>, String)> {
+    env.db()
+        .rows("SELECT video_id, active, removed_at, added_at FROM videos ORDER BY video_id")
+}
+
+fn stdout_lines(stdout: &str) -> Vec<&str> {
+    stdout.lines().filter(|l| !l.trim().is_empty()).collect()
+}
+
+#[test]
+fn watch_add_accepts_every_entry_form_is_idempotent_and_reactivates_with_history() {
+    let sim = InProcessSim::start(SimulatorConfig::default());
+    let mut env = TestEnv::new();
+    env.set("API__BASE_URL", &sim.base_url());
+    let id = ids(5);
+    let entries = [
+        id[0].clone(),
+        format!("https://www.douyin.com/video/{}", id[1]),
+        format!("https://www.iesdouyin.com/share/video/{}/?x=1", id[2]),
+        format!("https://www.douyin.com/discover?modal_id={}", id[3]),
+        format!(
+            "7.43 复制打开抖音，看看【阿七在路上的作品】今天的晚霞也太美了吧 https://www.douyin.com/video/{}/ iPh:/ 02/11 a@B.gO",
+            id[4]
+        ),
+    ];
+    let mut args = vec!["watch", "add"];
+    args.extend(entries.iter().map(String::as_str));
+
+    let run = env.run(&args);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("added 5, re-activated 0, already watched 0"),
+        "{run:?}"
+    );
+
+    let list = env.run(&["watch", "list", "--json"]);
+    assert_eq!(list.code, Some(0), "{list:?}");
+    let listed = list.json();
+    let listed = listed.as_array().expect("an array");
+    let listed_ids: BTreeSet<&str> = listed
+        .iter()
+        .map(|v| v["video_id"].as_str().expect("video_id"))
+        .collect();
+    let expected: BTreeSet<&str> = id.iter().map(String::as_str).collect();
+    assert_eq!(listed_ids, expected);
+    for video in listed {
+        assert_eq!(video["active"], Value::Bool(true), "{video}");
+        assert_eq!(video["status"], "pending", "{video}");
+        assert_eq!(video["versions"], 0, "{video}");
+    }
+    let rows = video_rows(&env);
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r.1 == 1 && r.2.is_none()), "{rows:?}");
+
+    // The same batch again changes nothing.
+    let again = env.run(&args);
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert!(
+        again
+            .stdout
+            .contains("added 0, re-activated 0, already watched 5"),
+        "{again:?}"
+    );
+    assert_eq!(
+        video_rows(&env),
+        rows,
+        "a repeated add must not change rows"
+    );
+
+    // Build some history, then remove and re-add one video.
+    let fetch = env.run(&["fetch"]);
+    assert_eq!(fetch.code, Some(0), "{fetch:?}");
+    let removed = env.run(&["watch", "remove", &id[0]]);
+    assert_eq!(removed.code, Some(0), "{removed:?}");
+    assert!(removed.stdout.contains("removed 1"), "{removed:?}");
+    let after_remove = video_rows(&env);
+    let row = &after_remove[0];
+    assert_eq!(row.0, id[0]);
+    assert_eq!(row.1, 0, "removed video is inactive");
+    assert!(row.2.is_some(), "removed_at is set");
+    let list = env.run(&["watch", "list", "--json"]).json();
+    let entry = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|v| v["video_id"] == id[0].as_str())
+        .expect("a removed video stays listed")
+        .clone();
+    assert_eq!(entry["active"], Value::Bool(false));
+
+    let readd = env.run(&["watch", "add", &id[0]]);
+    assert_eq!(readd.code, Some(0), "{readd:?}");
+    assert!(
+        readd
+            .stdout
+            .contains("added 0, re-activated 1, already watched 0"),
+        "{readd:?}"
+    );
+    let after_readd = video_rows(&env);
+    assert_eq!(after_readd[0].1, 1, "active again");
+    assert_eq!(after_readd[0].2, None, "removed_at cleared");
+    assert_eq!(after_readd[0].3, rows[0].3, "added_at kept");
+    let db = env.db();
+    assert_eq!(
+        db.count(&format!(
+            "SELECT COUNT(*) FROM snapshots WHERE video_id = '{}'",
+            id[0]
+        )),
+        1,
+        "history kept"
+    );
+    let history = env.run(&["history", &id[0], "--json"]);
+    assert_eq!(history.code, Some(0), "{history:?}");
+    assert_eq!(history.json().as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn watch_add_is_all_or_nothing_and_names_every_bad_entry() {
+    let env = TestEnv::new();
+    let id = ids(4);
+    env.watch(&id[..2]);
+    let before = video_rows(&env);
+    assert_eq!(before.len(), 2);
+
+    let bad = [
+        "abc",
+        "123",
+        "https://evil.example/video/7300000000000000077",
+        "https://www.douyin.com/user/MS4wLjABAAAA",
+        "0123456789",
+    ];
+    let mut args = vec!["watch", "add", id[2].as_str()];
+    args.extend(bad);
+    args.push(id[3].as_str());
+    let run = env.run(&args);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    for entry in bad {
+        assert!(
+            run.stderr.contains(&format!("{entry:?}")),
+            "stderr must name {entry:?}: {run:?}"
+        );
+    }
+    assert!(
+        !run.stderr.contains(&format!("{:?}", id[2])),
+        "a valid entry is not reported as bad: {run:?}"
+    );
+    assert!(!run.stdout.contains("added"), "{run:?}");
+    assert_eq!(video_rows(&env), before, "nothing was written");
+}
+
+#[test]
+fn watch_add_reads_files_and_stdin_skipping_comments_and_blank_lines() {
+    let env = TestEnv::new();
+    let id = ids(6);
+    let file = env.dir.path().join("list.txt");
+    std::fs::write(
+        &file,
+        format!(
+            "# my videos\n\n{}\n   https://www.douyin.com/video/{}   \n\t\n  # indented comment\n{}\n",
+            id[0], id[1], id[2]
+        ),
+    )
+    .expect("write list");
+    let run = env.run(&["watch", "add", "--file", file.to_str().expect("utf-8 path")]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("added 3,"), "{run:?}");
+
+    let stdin = format!(
+        "# from a pipe\n{}\n\nhttps://www.douyin.com/discover?modal_id={}\n",
+        id[3], id[4]
+    );
+    let run = env.run_with_stdin(&["watch", "add", "--file", "-"], &stdin);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("added 2,"), "{run:?}");
+
+    let stored: Vec<String> = video_rows(&env).into_iter().map(|r| r.0).collect();
+    assert_eq!(stored, id[..5].to_vec());
+
+    // One bad line in the input rejects the whole batch, command-line entries included.
+    let stdin = format!("# comment\n{}\nnot-an-id\n", id[5]);
+    let run = env.run_with_stdin(&["watch", "add", "--file", "-", &id[5]], &stdin);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("\"not-an-id\""), "{run:?}");
+    assert!(
+        !run.stderr.contains("comment"),
+        "comments are not entries: {run:?}"
+    );
+    assert_eq!(
+        video_rows(&env).len(),
+        5,
+        "nothing was added from the bad batch"
+    );
+
+    let missing = env.run(&["watch", "add", "--file", "no-such-file.txt"]);
+    assert_eq!(missing.code, Some(2), "{missing:?}");
+}
+
+#[test]
+fn bad_configuration_stops_before_any_request_naming_key_and_variable() {
+    let sim = InProcessSim::start(SimulatorConfig::default());
+    let mut base = TestEnv::new();
+    base.set("API__BASE_URL", &sim.base_url());
+    base.watch(&ids(2));
+
+    // (variable to set or unset, value, key named, variable named)
+    let cases: [(&str, Option<&str>, &str, &str); 8] = [
+        (
+            "API__CONCURRENCY",
+            Some("0"),
+            "api.concurrency",
+            "DOUYIN_WATCH__API__CONCURRENCY",
+        ),
+        (
+            "SCHEDULE__CRON",
+            Some("every minute"),
+            "schedule.cron",
+            "DOUYIN_WATCH__SCHEDULE__CRON",
+        ),
+        (
+            "SCHEDULE__CRON",
+            Some("61 * * * * *"),
+            "schedule.cron",
+            "DOUYIN_WATCH__SCHEDULE__CRON",
+        ),
+        (
+            "SCHEDULE__TIMEZONE",
+            Some("Mars/Olympus_Mons"),
+            "schedule.timezone",
+            "DOUYIN_WATCH__SCHEDULE__TIMEZONE",
+        ),
+        (
+            "API__RESULT_TYPE",
+            Some("xml"),
+            "api.result_type",
+            "DOUYIN_WATCH__API__RESULT_TYPE",
+        ),
+        ("API__KEY", None, "api.key", "DOUYIN_WATCH__API__KEY"),
+        (
+            "API__SECRET",
+            None,
+            "api.secret",
+            "DOUYIN_WATCH__API__SECRET",
+        ),
+        (
+            "API__SECRET",
+            Some("   "),
+            "api.secret",
+            "DOUYIN_WATCH__API__SECRET",
+        ),
+    ];
+    for (var, value, key, env_var) in cases {
+        let mut env = TestEnv::new();
+        env.set("API__BASE_URL", &sim.base_url());
+        env.set(
+            "DATABASE__URL",
+            &format!("sqlite://{}", base.db_path().display()),
+        );
+        env.set("SCHEDULE__RUN_ON_START", "true");
+        match value {
+            Some(value) => env.set(var, value),
+            None => env.unset(var),
+        };
+        for command in ["fetch", "run"] {
+            let run = env.run(&[command]);
+            let context = format!("{command} with {var}={value:?}: {run:?}");
+            assert_eq!(run.code, Some(2), "{context}");
+            let lines = stdout_lines(&run.stderr);
+            assert_eq!(lines.len(), 1, "one line on stderr: {context}");
+            assert!(lines[0].contains(key), "names {key}: {context}");
+            assert!(lines[0].contains(env_var), "names {env_var}: {context}");
+            assert!(run.stdout.trim().is_empty(), "{context}");
+        }
+    }
+    // The database-only commands do not need the credentials.
+    let mut no_key = TestEnv::new();
+    no_key.set(
+        "DATABASE__URL",
+        &format!("sqlite://{}", base.db_path().display()),
+    );
+    no_key.unset("API__KEY").unset("API__SECRET");
+    let list = no_key.run(&["watch", "list", "--json"]);
+    assert_eq!(list.code, Some(0), "{list:?}");
+
+    assert_eq!(sim.stats().requests, 0, "no request reached the simulator");
+    assert_eq!(
+        base.db().count("SELECT COUNT(*) FROM passes"),
+        0,
+        "no pass began"
+    );
+}
+
+#[test]
+fn fetch_stores_versions_and_an_unchanged_refetch_only_counts_a_sighting() {
+    let sim = InProcessSim::start(SimulatorConfig::default());
+    let mut env = TestEnv::new();
+    env.set("API__BASE_URL", &sim.base_url());
+    let id = ids(5);
+    env.watch(&id);
+
+    let first = env.run(&["fetch"]);
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let lines = stdout_lines(&first.stdout);
+    assert_eq!(lines.len(), 1, "a one-line summary: {first:?}");
+    assert!(
+        lines[0].contains("5 videos, 5 ok (5 new versions)"),
+        "{first:?}"
+    );
+    let db = env.db();
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM snapshots WHERE version = 1"),
+        5
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM fetches WHERE outcome = 'ok' AND snapshot_id IS NOT NULL"),
+        5
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM quota_samples"), 5);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM passes WHERE finished_at IS NOT NULL AND fetched_ok = 5"),
+        1
+    );
+    let covers: Vec<(String, Option<String>)> =
+        db.rows("SELECT video_id, cover_url FROM snapshots ORDER BY video_id");
+    for (video, cover) in &covers {
+        let cover = cover.as_deref().unwrap_or_default();
+        assert!(!cover.is_empty(), "{video} has a cover");
+        assert!(
+            !cover.contains("x-signature") && !cover.contains("x-expires"),
+            "{video}: volatile parts are not stored: {cover}"
+        );
+    }
+
+    let second = env.run(&["fetch"]);
+    assert_eq!(second.code, Some(0), "{second:?}");
+    let lines = stdout_lines(&second.stdout);
+    assert_eq!(lines.len(), 1, "{second:?}");
+    assert!(
+        lines[0].contains("5 videos, 5 ok (0 new versions)"),
+        "{second:?}"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM snapshots"),
+        5,
+        "no new version"
+    );
+    let seen: Vec<(String, i64, String, String)> = db.rows(
+        "SELECT video_id, seen_count, first_seen_at, last_seen_at FROM snapshots ORDER BY video_id",
+    );
+    for (video, count, first_seen, last_seen) in &seen {
+        assert_eq!(*count, 2, "{video} seen twice");
+        assert!(
+            last_seen > first_seen,
+            "{video}: {first_seen} .. {last_seen}"
+        );
+    }
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM fetches WHERE outcome = 'ok' AND snapshot_id IS NOT NULL"),
+        10
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM quota_samples"), 10);
+    assert_eq!(sim.stats().requests, 10);
+}
+
+#[test]
+fn fetch_with_a_wrong_secret_stops_the_pass_at_the_first_4005() {
+    let sim = InProcessSim::start(SimulatorConfig {
+        key: Some("K".to_owned()),
+        secret: Some("S".to_owned()),
+        ..SimulatorConfig::default()
+    });
+    let mut env = TestEnv::new();
+    // One call in flight at a time, so "no further call after 4005" means exactly one request.
+    env.set("API__BASE_URL", &sim.base_url())
+        .set("API__KEY", "K")
+        .set("API__SECRET", "not-S")
+        .set("API__CONCURRENCY", "1");
+    env.watch(&ids(5));
+
+    let run = env.run(&["fetch"]);
+    assert_eq!(run.code, Some(3), "{run:?}");
+    let lines = stdout_lines(&run.stdout);
+    assert_eq!(lines.len(), 1, "{run:?}");
+    assert!(lines[0].contains("4005"), "{run:?}");
+    assert_eq!(sim.stats().requests, 1, "the pass stops at the first 4005");
+
+    let failures = env.run(&["failures", "--json"]);
+    assert_eq!(failures.code, Some(0), "{failures:?}");
+    let failures = failures.json();
+    let groups = failures.as_array().expect("array");
+    assert_eq!(groups.len(), 1, "{failures}");
+    assert_eq!(groups[0]["code"], "4005");
+    assert_eq!(groups[0]["charged"], Value::Bool(false));
+    assert_eq!(groups[0]["count"], 1);
+    assert_eq!(groups[0]["videos"], 1);
+    let db = env.db();
+    assert_eq!(
+        db.rows::<(Option<String>, i64, i64)>("SELECT stopped_by, calls, skipped FROM passes"),
+        vec![(Some("4005".to_owned()), 1, 4)]
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM snapshots"), 0);
+    // The account failed, not the videos.
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM videos WHERE status = 'pending'"),
+        5
+    );
+}
+
+#[test]
+fn one_4005_stop_pauses_calls_for_retry_account_pause_even_with_calls_in_flight() {
+    // api.concurrency 4 (the default) and slow answers: four calls are in flight when the first
+    // 4005 arrives. That is one stop of one pass, so calls pause for retry.account_pause; the
+    // doubling is for further stops (config/default.toml, [retry]). Seed 1 spreads the four
+    // answers out (200 ms + a seeded jitter: about 0.2, 0.56, 1.0 and 1.37 s), so each one is
+    // stored before the next arrives and the outcome does not depend on thread timing.
+    let sim = InProcessSim::start(SimulatorConfig {
+        secret: Some("S".to_owned()),
+        latency: Duration::from_millis(200),
+        latency_jitter: Duration::from_millis(1500),
+        seed: 1,
+        ..SimulatorConfig::default()
+    });
+    let mut env = TestEnv::new();
+    env.set("API__BASE_URL", &sim.base_url())
+        .set("API__SECRET", "not-S")
+        .set("API__CONCURRENCY", "4")
+        .set("RETRY__ACCOUNT_PAUSE", "1m")
+        .set("RETRY__ACCOUNT_PAUSE_MAX", "6h");
+    env.watch(&ids(5));
+
+    let run = env.run(&["fetch"]);
+    assert_eq!(run.code, Some(3), "{run:?}");
+    let requests = sim.stats().requests;
+    assert_eq!(requests, 4, "the calls in flight when the first 4005 came");
+    let db = env.db();
+    assert_eq!(db.count("SELECT COUNT(*) FROM passes"), 1);
+    let pauses: Vec<(String, String, String)> =
+        db.rows("SELECT created_at, until, cause FROM pauses ORDER BY id");
+    assert!(!pauses.is_empty(), "a pause is recorded");
+    let stopped_at = pauses
+        .iter()
+        .map(|p| parse_time(&p.0))
+        .min()
+        .expect("a pause");
+    let longest = pauses
+        .iter()
+        .map(|p| parse_time(&p.1) - stopped_at)
+        .max()
+        .expect("a pause");
+    assert!(
+        longest <= chrono::Duration::seconds(61),
+        "one 4005 stop ({requests} calls in flight) pauses calls for {}s instead of \
+         retry.account_pause (60s): {pauses:?}",
+        longest.num_seconds()
+    );
+}
+
+#[test]
+fn fetch_after_4013_pauses_calls_until_the_beijing_day_rolls_over_across_processes() {
+    let sim = SimProcess::start(&["--daily-max", "2"]);
+    sim.set_today(2);
+    let mut env = TestEnv::new();
+    env.set("API__BASE_URL", &sim.base_url());
+    env.watch(&ids(5));
+
+    let expected_until = next_beijing_midnight();
+    let first = env.run(&["fetch"]);
+    assert_eq!(first.code, Some(3), "{first:?}");
+    assert!(first.stdout.contains("4013"), "{first:?}");
+    let stats = sim.stats();
+    assert!(stats.requests >= 1, "{stats:?}");
+    assert_eq!(
+        stats.by_code.get("4013"),
+        Some(&stats.requests),
+        "{stats:?}"
+    );
+    assert_eq!(stats.charged, 0);
+
+    let db = env.db();
+    let pauses: Vec<(String, String, Option<String>)> =
+        db.rows("SELECT until, cause, error_code FROM pauses");
+    // Calls in flight when the first 4013 came may each add a row; they must all agree.
+    assert!(!pauses.is_empty(), "a pause is recorded");
+    let (until, _, _) = &pauses[0];
+    let after = next_beijing_midnight();
+    assert!(
+        *until == expected_until || *until == after,
+        "paused until the next Beijing midnight ({expected_until}), not {until}"
+    );
+    for (other_until, cause, code) in &pauses {
+        assert_eq!(other_until, until, "{pauses:?}");
+        assert_eq!(cause, "quota_exceeded");
+        assert_eq!(code.as_deref(), Some("4013"));
+    }
+
+    let quota = env.run(&["quota", "--json"]);
+    assert_eq!(quota.code, Some(0), "{quota:?}");
+    let quota = quota.json();
+    assert_eq!(quota["pause"]["until"], until.as_str(), "{quota}");
+    assert_eq!(quota["resets_at"], until.as_str(), "{quota}");
+
+    // A new process honours the pause: no request at all.
+    let second = env.run(&["fetch"]);
+    assert_eq!(second.code, Some(3), "{second:?}");
+    assert!(second.stdout.contains("paused"), "{second:?}");
+    assert_eq!(
+        sim.stats().requests,
+        stats.requests,
+        "no request while paused"
+    );
+    let last: Vec<(Option<String>, i64, i64)> =
+        db.rows("SELECT stopped_by, calls, skipped FROM passes ORDER BY id DESC LIMIT 1");
+    assert_eq!(last, vec![(Some("paused".to_owned()), 0, 5)]);
+}
+
+#[test]
+fn quota_history_and_failures_report_json() {
+    let id = ids(3);
+    let missing = id[2].clone();
+    let sim = InProcessSim::start(SimulatorConfig {
+        not_found: HashSet::from([missing.clone()]),
+        change_every: Some(1),
+        ..SimulatorConfig::default()
+    });
+    let mut env = TestEnv::new();
+    env.set("API__BASE_URL", &sim.base_url());
+    env.watch(&id);
+    for _ in 0..2 {
+        let run = env.run(&["fetch"]);
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert!(run.stdout.contains("1 not found"), "{run:?}");
+    }
+
+    // history: two versions, the second with what changed.
+    let history = env.run(&["history", &id[0], "--json"]);
+    assert_eq!(history.code, Some(0), "{history:?}");
+    let history = history.json();
+    let versions = history.as_array().expect("array");
+    assert_eq!(versions.len(), 2, "{history}");
+    assert_eq!(versions[0]["version"], 1);
+    assert_eq!(versions[1]["version"], 2);
+    assert_eq!(versions[0]["changed_fields"], serde_json::json!([]));
+    let changed = versions[1]["changed_fields"]
+        .as_array()
+        .expect("changed_fields is a JSON array");
+    assert!(changed.contains(&Value::from("title")), "{history}");
+    assert_ne!(versions[0]["title"], versions[1]["title"]);
+    for v in versions {
+        assert_eq!(v["seen_count"], 1, "{v}");
+        assert!(v["content_hash"].as_str().is_some_and(|h| !h.is_empty()));
+    }
+    let gone = env.run(&["history", &missing, "--json"]);
+    assert_eq!(gone.code, Some(0), "{gone:?}");
+    assert_eq!(gone.json(), serde_json::json!([]));
+    let unknown = env.run(&["history", "7399999999999999999", "--json"]);
+    assert_eq!(unknown.code, Some(2), "{unknown:?}");
+
+    // quota: six charged answers (2000 is charged too) of the default 10000.
+    let quota = env.run(&["quota", "--json"]);
+    assert_eq!(quota.code, Some(0), "{quota:?}");
+    let quota = quota.json();
+    let beijing_today = Utc::now().with_timezone(&Shanghai).date_naive().to_string();
+    assert_eq!(quota["quota_day"], beijing_today.as_str(), "{quota}");
+    assert_eq!(quota["today"], 6, "{quota}");
+    assert_eq!(quota["max"], 10000, "{quota}");
+    assert_eq!(quota["remaining"], 9994, "{quota}");
+    assert_eq!(quota["expires_on"], "2030-12-31", "{quota}");
+    assert_eq!(quota["pause"], Value::Null, "{quota}");
+    assert!(quota["observed_at"].is_string(), "{quota}");
+    assert_eq!(
+        quota["resets_at"],
+        next_beijing_midnight().as_str(),
+        "{quota}"
+    );
+    assert!(
+        quota["resets_in_seconds"]
+            .as_i64()
+            .is_some_and(|s| s > 0 && s <= 86_400)
+    );
+    assert_eq!(sim.stats().today, 6);
+
+    // failures: the not-found id, twice, charged.
+    let failures = env.run(&["failures", "--json", "--code", "2000"]);
+    assert_eq!(failures.code, Some(0), "{failures:?}");
+    let failures = failures.json();
+    let groups = failures.as_array().expect("array");
+    assert_eq!(groups.len(), 1, "{failures}");
+    let group = &groups[0];
+    assert_eq!(group["code"], "2000");
+    assert_eq!(group["charged"], Value::Bool(true));
+    assert_eq!(group["count"], 2);
+    assert_eq!(group["videos"], 1);
+    assert!(group["meaning"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(group["first_at"].as_str() <= group["last_at"].as_str());
+    let other = env.run(&["failures", "--json", "--code", "4005"]);
+    assert_eq!(other.json(), serde_json::json!([]), "{other:?}");
+
+    let list = env.run(&["watch", "list", "--json"]).json();
+    let by_id: BTreeMap<&str, &Value> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|v| (v["video_id"].as_str().expect("id"), v))
+        .collect();
+    assert_eq!(by_id[missing.as_str()]["status"], "not_found");
+    assert_eq!(by_id[missing.as_str()]["last_error_code"], "2000");
+    assert_eq!(by_id[id[0].as_str()]["versions"], 2);
+}
+
+const CANARY: &str = "SECRET-canary-1234";
+
+/// Runs one failing fetch with the canary secret and checks every output and the database.
+fn assert_canary_hidden(env: &mut TestEnv, format: &str, scenario: &str, expect_error: &str) {
+    env.set("API__SECRET", CANARY)
+        .set("LOG__LEVEL", "debug")
+        .set("LOG__FORMAT", format)
+        .set("RETRY__MAX_ATTEMPTS", "2");
+    env.watch(&ids(2));
+    let context = format!("{scenario} with log.format={format}");
+    let fetch = env.run(&["fetch"]);
+    assert!(matches!(fetch.code, Some(0 | 3)), "{context}: {fetch:?}");
+    let debug_marker = if format == "json" {
+        "\"level\":\"DEBUG\""
+    } else {
+        "DEBUG"
+    };
+    assert!(
+        fetch.stderr.contains(debug_marker),
+        "{context}: debug logging is on: {fetch:?}"
+    );
+    let db = env.db();
+    assert!(
+        db.count(&format!(
+            "SELECT COUNT(*) FROM fetches WHERE COALESCE(error_code, error) = '{expect_error}'"
+        )) >= 1,
+        "{context}: the scenario happened: {fetch:?}"
+    );
+    let mut runs = vec![("fetch".to_owned(), fetch)];
+    for args in [
+        &["failures", "--json"][..],
+        &["failures"],
+        &["watch", "list", "--json"],
+        &["watch", "list"],
+        &["quota", "--json"],
+        &["config", "show"],
+    ] {
+        runs.push((args.join(" "), env.run(args)));
+    }
+    for (command, run) in &runs {
+        assert!(
+            !run.stdout.contains(CANARY) && !run.stderr.contains(CANARY),
+            "{context}: `{command}` shows the secret: {run:?}"
+        );
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let path = env.dir.path().join(format!("t.db{suffix}"));
+        if let Ok(bytes) = std::fs::read(&path) {
+            assert!(
+                !bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()),
+                "{context}: {} holds the secret",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_secret_never_reaches_output_logs_or_the_database() {
+    let wrong_secret = InProcessSim::start(SimulatorConfig {
+        secret: Some("the-right-secret".to_owned()),
+        ..SimulatorConfig::default()
+    });
+    let slow = InProcessSim::start(SimulatorConfig {
+        latency: Duration::from_secs(2),
+        ..SimulatorConfig::default()
+    });
+    for format in ["pretty", "json"] {
+        let mut refused = TestEnv::new();
+        refused.set(
+            "API__BASE_URL",
+            &format!("http://127.0.0.1:{}", free_port()),
+        );
+        assert_canary_hidden(&mut refused, format, "connection refused", "connect");
+
+        let mut rejected = TestEnv::new();
+        rejected.set("API__BASE_URL", &wrong_secret.base_url());
+        assert_canary_hidden(&mut rejected, format, "4005", "4005");
+
+        let mut timeout = TestEnv::new();
+        timeout
+            .set("API__BASE_URL", &slow.base_url())
+            .set("API__TIMEOUT", "300ms");
+        assert_canary_hidden(&mut timeout, format, "timeout", "timeout");
+    }
+    assert!(wrong_secret.stats().by_code.contains_key("4005"));
+    assert!(slow.stats().requests >= 2);
+}
