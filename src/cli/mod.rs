@@ -83,6 +83,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Delete call-log rows older than the retention settings now (snapshots are kept).
+    Prune,
     /// Exit 0 when the database answers and a pass completed within twice the schedule interval.
     Healthcheck,
     /// Write snapshots, fetches or quota samples as CSV or JSON Lines (streamed).
@@ -223,6 +225,7 @@ async fn run_with_settings(command: Command, settings: Settings) -> Result<ExitC
             show::failures(&store, since, code.as_deref(), json).await
         }
         Command::Healthcheck => healthcheck(&settings, &store).await,
+        Command::Prune => prune(&settings, &store).await,
         Command::Simulate(_)
         | Command::Demo(_)
         | Command::Config { .. }
@@ -258,6 +261,7 @@ pub(crate) fn schedule(settings: &Settings) -> Result<Schedule, SettingsError> {
         run_on_start: settings.schedule.run_on_start,
         grace: settings.shutdown.grace,
         metrics_listen: settings.metrics_listen()?,
+        retention: settings.retention.clone(),
     })
 }
 
@@ -292,6 +296,25 @@ fn notifying(
             Ok((collector.with_notifier(notifier), Some(delivery)))
         }
     }
+}
+
+async fn prune(settings: &Settings, store: &Store) -> Result<ExitCode, Failure> {
+    if !settings.retention.enabled() {
+        println!(
+            "nothing to prune: retention.fetches_days and retention.quota_samples_days are 0 (keep everything)"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (fetches_before, quota_before) = settings.retention.cutoffs(chrono::Utc::now());
+    let pruned = store
+        .prune(fetches_before, quota_before)
+        .await
+        .map_err(anyhow::Error::from)?;
+    println!(
+        "pruned {} fetches and {} quota samples",
+        pruned.fetches, pruned.quota_samples
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn healthcheck(settings: &Settings, store: &Store) -> Result<ExitCode, Failure> {
