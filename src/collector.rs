@@ -197,7 +197,11 @@ pub struct Collector {
     options: PassOptions,
     notifier: Notifier,
     usage_warning: Arc<UsageWarning>,
+    progress: Option<ProgressHook>,
 }
+
+/// Receives a pass's running totals each time a video ends.
+pub type ProgressHook = Arc<dyn Fn(&PassTotals) + Send + Sync>;
 
 /// How one video's part of a pass ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,6 +271,21 @@ impl Collector {
             usage_warning: Arc::new(UsageWarning::new(options.warn_at)),
             options,
             notifier: Notifier::disabled(),
+            progress: None,
+        }
+    }
+
+    /// Calls `hook` with the running totals as videos end (for a progress bar).
+    pub fn with_progress(self, hook: ProgressHook) -> Collector {
+        Collector {
+            progress: Some(hook),
+            ..self
+        }
+    }
+
+    fn report_progress(&self, totals: &PassTotals) {
+        if let Some(hook) = &self.progress {
+            hook(totals);
         }
     }
 
@@ -329,30 +348,30 @@ impl Collector {
             ..PassTotals::default()
         };
         let mut tasks = JoinSet::new();
-        for id in ids {
-            if ctx.stop.is_cancelled() {
-                totals.skipped += 1;
-                continue;
-            }
-            let slot = tokio::select! {
-                slot = ctx.pace.acquire() => slot,
-                () = ctx.stop.cancelled() => { totals.skipped += 1; continue; }
-            };
-            tasks.spawn(collect_video(Arc::clone(&ctx), id, slot));
-        }
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(VideoEnd::Stored { new_version }) => {
-                    totals.fetched_ok += 1;
-                    totals.new_versions += u64::from(new_version);
+        let mut waiting = ids.into_iter();
+        let mut next = waiting.next();
+        self.report_progress(&totals);
+        // Start videos as slots free up, and tally those that end meanwhile, so finished tasks
+        // never pile up and progress is known as it happens.
+        loop {
+            tokio::select! {
+                biased;
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    tally(&mut totals, joined);
+                    self.report_progress(&totals);
                 }
-                Ok(VideoEnd::NotFound) => totals.not_found += 1,
-                Ok(VideoEnd::Failed) => totals.failed += 1,
-                Ok(VideoEnd::Skipped) => totals.skipped += 1,
-                Err(join_error) => {
-                    error!(error = %join_error, "a video's task panicked; the pass goes on");
-                    totals.failed += 1;
+                () = ctx.stop.cancelled(), if next.is_some() => {
+                    totals.skipped += 1 + waiting.len() as u64;
+                    next = None;
+                    self.report_progress(&totals);
                 }
+                slot = ctx.pace.acquire(), if next.is_some() => {
+                    if let Some(id) = next.take() {
+                        tasks.spawn(collect_video(Arc::clone(&ctx), id, slot));
+                    }
+                    next = waiting.next();
+                }
+                else => break,
             }
         }
         {
@@ -390,6 +409,23 @@ impl Collector {
             _ => info!("{}", report.summary()),
         }
         Ok(report)
+    }
+}
+
+/// Adds one video's end to the pass totals.
+fn tally(totals: &mut PassTotals, joined: Result<VideoEnd, tokio::task::JoinError>) {
+    match joined {
+        Ok(VideoEnd::Stored { new_version }) => {
+            totals.fetched_ok += 1;
+            totals.new_versions += u64::from(new_version);
+        }
+        Ok(VideoEnd::NotFound) => totals.not_found += 1,
+        Ok(VideoEnd::Failed) => totals.failed += 1,
+        Ok(VideoEnd::Skipped) => totals.skipped += 1,
+        Err(join_error) => {
+            error!(error = %join_error, "a video's task panicked; the pass goes on");
+            totals.failed += 1;
+        }
     }
 }
 

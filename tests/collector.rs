@@ -774,3 +774,29 @@ async fn the_secret_never_reaches_the_database() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_progress_hook_sees_every_video_end() {
+    let h = Harness::new(SimulatorConfig::default(), &[]).await;
+    let all = ids(12);
+    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook_seen = std::sync::Arc::clone(&seen);
+    let report = h
+        .collector()
+        .with_progress(std::sync::Arc::new(move |totals| {
+            hook_seen.lock().expect("lock").push(totals.clone());
+        }))
+        .run_pass(Trigger::Fetch, None, &CancellationToken::new())
+        .await
+        .expect("pass");
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.len(), 13, "once at the start and once per video");
+    let done: Vec<u64> = seen.iter().map(|t| t.fetched_ok).collect();
+    assert_eq!(done, (0..=12).collect::<Vec<u64>>());
+    assert_eq!(
+        seen.last().map(|t| t.fetched_ok),
+        Some(report.totals.fetched_ok)
+    );
+}

@@ -354,9 +354,29 @@ async fn fetch(settings: &Settings, store: Store, ids: Vec<String>) -> Result<Ex
         Some(ids)
     };
     let (collector, delivery) = notifying(settings, collector(settings, store)?)?;
+    let bar = progress_bar();
+    let collector = match &bar {
+        Some(bar) => {
+            let bar = bar.clone();
+            collector.with_progress(Arc::new(move |totals| {
+                bar.set_length(totals.videos);
+                bar.set_position(
+                    totals.fetched_ok + totals.not_found + totals.failed + totals.skipped,
+                );
+                bar.set_message(format!(
+                    "ok {}, not found {}, failed {}, skipped {}",
+                    totals.fetched_ok, totals.not_found, totals.failed, totals.skipped
+                ));
+            }))
+        }
+        None => collector,
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let report = collector.run_pass(Trigger::Fetch, only, &shutdown).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     drop(collector);
     if let Some(delivery) = delivery {
         delivery.finish(settings.shutdown.grace).await;
@@ -367,6 +387,19 @@ async fn fetch(settings: &Settings, store: Store, ids: Vec<String>) -> Result<Ex
         Some(stop) if stop.is_account_or_quota() => ExitCode::from(EXIT_STOPPED),
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// A progress bar on stderr when it is a terminal; none when output goes to a file or pipe.
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
+    }
+    let style = indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] {pos}/{len} videos  {msg}",
+    )
+    .ok()?
+    .progress_chars("=> ");
+    Some(indicatif::ProgressBar::new(0).with_style(style))
 }
 
 /// Parses ids, naming every bad one.
