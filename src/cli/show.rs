@@ -1,17 +1,26 @@
-//! The read-only reports: `watch list`, `history`, `quota`, `failures`. Tables or `--json` on stdout.
+//! The read-only reports: `watch list`, `history` (and `--diff`), `quota`, `failures`. Tables or
+//! `--json` on stdout.
 
+mod forecast;
+
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono_tz::Asia::Shanghai;
 use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
 
 use super::{Failure, parse_ids};
 use crate::attempt::describe_failure;
+use crate::content::FIELD_NAMES;
 use crate::error_code;
 use crate::quota::{next_quota_reset, quota_day};
-use crate::store::{Pause, Store};
+use crate::settings::Settings;
+use crate::store::{DayCalls, Pause, Store, VersionContent};
+use crate::video_id::VideoId;
+use forecast::{Forecast, ForecastInput};
 
 fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
@@ -82,8 +91,8 @@ fn truncate(text: &str, chars: usize) -> String {
     }
 }
 
-/// `history ID`.
-pub(super) async fn history(store: &Store, id: &str, json: bool) -> Result<ExitCode, Failure> {
+/// The id as given, if it is in the watch list (active or removed).
+async fn watched_id(store: &Store, id: &str) -> Result<VideoId, Failure> {
     let id = parse_ids(&[id.to_owned()])?.remove(0);
     if !store
         .unknown_video_ids(std::slice::from_ref(&id))
@@ -95,6 +104,12 @@ pub(super) async fn history(store: &Store, id: &str, json: bool) -> Result<ExitC
             "{id} is not in the watch list"
         )));
     }
+    Ok(id)
+}
+
+/// `history ID`.
+pub(super) async fn history(store: &Store, id: &str, json: bool) -> Result<ExitCode, Failure> {
+    let id = watched_id(store, id).await?;
     let versions = store.versions(&id).await.map_err(anyhow::Error::from)?;
     if json {
         return print_json(&versions);
@@ -131,23 +146,209 @@ pub(super) async fn history(store: &Store, id: &str, json: bool) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-/// The figures `quota` shows.
+/// One field's change between two versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct Change {
+    field: &'static str,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+/// One version and what changed in it, for `history --diff`.
+#[derive(Debug, Serialize)]
+struct VersionDiff {
+    version: i64,
+    first_seen_at: String,
+    last_seen_at: String,
+    seen_count: i64,
+    /// Empty for the first version.
+    changes: Vec<Change>,
+}
+
+/// The content columns that differ between `before` and `after`, in column order.
+fn changes(before: &VersionContent, after: &VersionContent) -> Vec<Change> {
+    FIELD_NAMES
+        .into_iter()
+        .filter(|field| before.field(field) != after.field(field))
+        .map(|field| Change {
+            field,
+            before: before.field(field).map(str::to_owned),
+            after: after.field(field).map(str::to_owned),
+        })
+        .collect()
+}
+
+/// ANSI styles for the diff, or none at all.
+struct Style {
+    colour: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+/// `text` with control characters escaped (`\n`, `\u{1b}`), so that a value sent by the API
+/// cannot break the line or drive the terminal.
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The diff as text: a heading per version, then `field: before → after` per change.
+fn render_diff(id: &VideoId, diffs: &[VersionDiff], style: &Style) -> String {
+    let value = |v: &Option<String>| v.as_deref().map_or("(none)".to_owned(), escape_controls);
+    let mut out = format!("{id}\n");
+    for diff in diffs {
+        let times = if diff.seen_count == 1 {
+            "time"
+        } else {
+            "times"
+        };
+        out.push_str(&style.paint(
+            "1",
+            &format!(
+                "version {} · first seen {} · seen {} {times} (last {})",
+                diff.version, diff.first_seen_at, diff.seen_count, diff.last_seen_at
+            ),
+        ));
+        out.push('\n');
+        if diff.version == 1 {
+            out.push_str("  (first version)\n");
+        } else if diff.changes.is_empty() {
+            out.push_str("  (no column differs)\n");
+        }
+        for change in &diff.changes {
+            out.push_str(&format!(
+                "  {}: {} → {}\n",
+                change.field,
+                style.paint("31", &value(&change.before)),
+                style.paint("32", &value(&change.after)),
+            ));
+        }
+    }
+    out
+}
+
+/// `history ID --diff`.
+pub(super) async fn history_diff(store: &Store, id: &str, json: bool) -> Result<ExitCode, Failure> {
+    let id = watched_id(store, id).await?;
+    let versions = store
+        .version_contents(&id)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let diffs: Vec<VersionDiff> = versions
+        .iter()
+        .enumerate()
+        .map(|(i, v)| VersionDiff {
+            version: v.version,
+            first_seen_at: v.first_seen_at.clone(),
+            last_seen_at: v.last_seen_at.clone(),
+            seen_count: v.seen_count,
+            changes: match i.checked_sub(1) {
+                Some(previous) => changes(&versions[previous], v),
+                None => Vec::new(),
+            },
+        })
+        .collect();
+    if json {
+        return print_json(&diffs);
+    }
+    if diffs.is_empty() {
+        println!("{id}: no snapshot yet");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let style = Style {
+        colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    print!("{}", render_diff(&id, &diffs, &style));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Days shown in the chart of calls per Beijing day, today included.
+const CHART_DAYS: u64 = 14;
+
+/// Width of the chart's bars, in terminal cells.
+const BAR_WIDTH: usize = 30;
+
+/// Where the forecast's passes per day come from.
+#[derive(Debug, Serialize)]
+struct ForecastReport {
+    /// `schedule` (the cron of the settings) or `history` (scheduled passes of the last 24 hours).
+    source: &'static str,
+    cron: Option<String>,
+    timezone: Option<String>,
+    reserve: u64,
+    #[serde(flatten)]
+    forecast: Forecast,
+}
+
+/// The figures `quota` shows (and `quota --json` prints).
 #[derive(Debug, Serialize)]
 struct QuotaReport {
     quota_day: String,
     today: Option<u64>,
     max: Option<u64>,
     remaining: Option<u64>,
+    percent_used: Option<f64>,
     expires_on: Option<String>,
+    expires_in_days: Option<i64>,
     resets_at: String,
     resets_in_seconds: i64,
     observed_at: Option<String>,
     pause: Option<Pause>,
+    /// The last 14 Beijing days, oldest first, today last.
+    days: Vec<DayCalls>,
+    forecast: ForecastReport,
+    warnings: Vec<String>,
 }
 
-/// `quota`.
+/// What the forecast knows of the schedule.
+struct ScheduleSource<'a> {
+    cron: &'a str,
+    timezone: chrono_tz::Tz,
+    reserve: u64,
+}
+
+/// `quota`, with the forecast taken from the scheduled passes of the last 24 hours.
 pub(super) async fn quota(store: &Store, json: bool) -> Result<ExitCode, Failure> {
-    let now = Utc::now();
+    let report = quota_report(store, None, Utc::now()).await?;
+    print_quota(&report, json)
+}
+
+/// `quota`, with the forecast taken from the settings' cron and reserve.
+pub(super) async fn quota_with_schedule(
+    store: &Store,
+    settings: &Settings,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let cron = settings.cron()?;
+    let source = ScheduleSource {
+        cron: &cron,
+        timezone: settings.timezone()?,
+        reserve: settings.quota.reserve,
+    };
+    let report = quota_report(store, Some(source), Utc::now()).await?;
+    print_quota(&report, json)
+}
+
+async fn quota_report(
+    store: &Store,
+    schedule: Option<ScheduleSource<'_>>,
+    now: DateTime<Utc>,
+) -> Result<QuotaReport, Failure> {
     let day = quota_day(now);
     let (today, max) = store.day_quota(day).await.map_err(anyhow::Error::from)?;
     let newest = store
@@ -155,35 +356,123 @@ pub(super) async fn quota(store: &Store, json: bool) -> Result<ExitCode, Failure
         .await
         .map_err(anyhow::Error::from)?;
     let reset = next_quota_reset(now);
-    let report = QuotaReport {
+    // Before the first answer of a Beijing day, nothing has been counted yet.
+    let today = today.or(newest.as_ref().map(|_| 0));
+    let max = max.or_else(|| {
+        newest
+            .as_ref()
+            .and_then(|s| s.calls_max)
+            .and_then(|m| u64::try_from(m).ok())
+    });
+    let expires_on = newest.as_ref().and_then(|s| s.expires_on.clone());
+    let expiry_date = expires_on
+        .as_deref()
+        .and_then(|d| d.parse::<NaiveDate>().ok());
+    let expires_in_days = expiry_date.map(|d| forecast::days_left(d, day));
+
+    // Shanghai has no daylight saving time: Beijing days are 24 hours long.
+    let chart_start = reset - chrono::Duration::days(CHART_DAYS as i64);
+    let found = store
+        .calls_per_day(chart_start)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let days = (0..CHART_DAYS)
+        .rev()
+        .filter_map(|back| day.checked_sub_days(Days::new(back)))
+        .map(|d| {
+            let d = d.to_string();
+            found
+                .iter()
+                .find(|f| f.day == d)
+                .cloned()
+                .unwrap_or(DayCalls {
+                    day: d,
+                    used: None,
+                    max: None,
+                    calls: 0,
+                    charged: 0,
+                })
+        })
+        .collect();
+
+    let active_videos = store
+        .active_video_count()
+        .await
+        .map_err(anyhow::Error::from)?;
+    let (source, passes_per_day, ticks) = match &schedule {
+        Some(s) => {
+            let span = chrono::Duration::days(i64::from(forecast::FORECAST_DAYS));
+            let ahead =
+                forecast::cron_ticks(s.cron, s.timezone, reset, reset + span).unwrap_or_default();
+            let ticks = forecast::cron_ticks(s.cron, s.timezone, now, reset).unwrap_or_default();
+            (
+                "schedule",
+                forecast::busiest_day_ticks(&ahead, reset),
+                ticks,
+            )
+        }
+        None => {
+            let passes = store
+                .scheduled_passes_since(now - chrono::Duration::days(1))
+                .await
+                .map_err(anyhow::Error::from)?;
+            ("history", passes, forecast::even_ticks(now, reset, passes))
+        }
+    };
+    let reserve = schedule.as_ref().map_or(0, |s| s.reserve);
+    let forecast = forecast::forecast(&ForecastInput {
+        now,
+        active_videos,
+        passes_per_day,
+        ticks_before_reset: &ticks,
+        today,
+        max,
+        reserve,
+    });
+    let warnings = forecast::warnings(expiry_date, expires_in_days, &forecast);
+    Ok(QuotaReport {
         quota_day: day.to_string(),
-        // Before the first answer of a Beijing day, nothing has been counted yet.
-        today: today.or(newest.as_ref().map(|_| 0)),
-        max: max.or_else(|| {
-            newest
-                .as_ref()
-                .and_then(|s| s.calls_max)
-                .and_then(|m| u64::try_from(m).ok())
-        }),
-        remaining: None,
-        expires_on: newest.as_ref().and_then(|s| s.expires_on.clone()),
+        today,
+        max,
+        remaining: max.zip(today).map(|(max, today)| max.saturating_sub(today)),
+        percent_used: forecast::percent_used(today, max),
+        expires_on,
+        expires_in_days,
         resets_at: crate::store::timestamp(reset),
         resets_in_seconds: (reset - now).num_seconds(),
         observed_at: newest.as_ref().map(|s| s.observed_at.clone()),
         pause: store.active_pause(now).await.map_err(anyhow::Error::from)?,
-    };
-    let report = QuotaReport {
-        remaining: report
-            .max
-            .zip(report.today)
-            .map(|(max, today)| max.saturating_sub(today)),
-        ..report
-    };
+        days,
+        forecast: ForecastReport {
+            source,
+            cron: schedule.as_ref().map(|s| s.cron.to_owned()),
+            timezone: schedule.as_ref().map(|s| s.timezone.name().to_owned()),
+            reserve,
+            forecast,
+        },
+        warnings,
+    })
+}
+
+/// `at` as Beijing wall-clock time, for the forecast's lines.
+fn beijing_time(at: DateTime<Utc>) -> String {
+    at.with_timezone(&Shanghai)
+        .format("%Y-%m-%d %H:%M Beijing")
+        .to_string()
+}
+
+fn print_quota(report: &QuotaReport, json: bool) -> Result<ExitCode, Failure> {
     if json {
-        return print_json(&report);
+        return print_json(report);
     }
+    print!("{}", render_quota(report));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_quota(report: &QuotaReport) -> String {
+    let mut text = String::new();
     if report.observed_at.is_none() {
-        println!("no answer has reported the quota yet: it shows after the first call");
+        text.push_str("no answer has reported the quota yet: it shows after the first call\n");
     }
     let figure = |n: Option<u64>| n.map_or("-".to_owned(), |n| n.to_string());
     let mut out = table(&[]);
@@ -195,8 +484,19 @@ pub(super) async fn quota(store: &Store, json: bool) -> Result<ExitCode, Failure
     out.add_row(vec!["daily max".to_owned(), figure(report.max)]);
     out.add_row(vec!["remaining".to_owned(), figure(report.remaining)]);
     out.add_row(vec![
+        "used".to_owned(),
+        report
+            .percent_used
+            .map_or("-".to_owned(), |p| format!("{p:.1}%")),
+    ]);
+    out.add_row(vec![
         "key expires on".to_owned(),
-        or_dash(report.expires_on.as_deref()).to_owned(),
+        match (&report.expires_on, report.expires_in_days) {
+            (Some(date), Some(days)) if days >= 0 => format!("{date} ({days} days left)"),
+            (Some(date), Some(_)) => format!("{date} (expired)"),
+            (Some(date), None) => date.clone(),
+            (None, _) => "-".to_owned(),
+        },
     ]);
     out.add_row(vec![
         "resets at".to_owned(),
@@ -218,8 +518,80 @@ pub(super) async fn quota(store: &Store, json: bool) -> Result<ExitCode, Failure
             format!("{} ({})", pause.until, pause.message),
         ]);
     }
-    println!("{out}");
-    Ok(ExitCode::SUCCESS)
+    text.push_str(&format!("{out}\n\n"));
+    text.push_str(&render_days(&report.days));
+    text.push('\n');
+    text.push_str(&render_forecast(&report.forecast));
+    for warning in &report.warnings {
+        text.push_str(&format!("warning: {warning}\n"));
+    }
+    text
+}
+
+/// The chart of calls per Beijing day: onebound's count as a bar (our charged calls where
+/// onebound reported nothing), scaled to the busiest day.
+fn render_days(days: &[DayCalls]) -> String {
+    let shown = |d: &DayCalls| u64::try_from(d.used.unwrap_or(d.charged)).unwrap_or(0);
+    let scale = days.iter().map(shown).max().unwrap_or(0);
+    // Day (10) and bar, each followed by two spaces, then three right-aligned counts.
+    let mut text = format!(
+        "{:<w$}{:>8} {:>8} {:>8}\n",
+        "calls per Beijing day",
+        "onebound",
+        "ours",
+        "charged",
+        w = 14 + BAR_WIDTH
+    );
+    for d in days {
+        text.push_str(&format!(
+            "{}  {}  {:>8} {:>8} {:>8}\n",
+            d.day,
+            forecast::bar(shown(d), scale, BAR_WIDTH),
+            d.used.map_or("-".to_owned(), |n| n.to_string()),
+            d.calls,
+            d.charged
+        ));
+    }
+    text
+}
+
+fn render_forecast(report: &ForecastReport) -> String {
+    let f = &report.forecast;
+    let source = match (&report.cron, &report.timezone) {
+        (Some(cron), Some(tz)) => format!("schedule \"{cron}\" in {tz}"),
+        _ => "the scheduled passes of the last 24 hours (no schedule given)".to_owned(),
+    };
+    let mut text = format!(
+        "forecast from {source}: {} passes a day × {} active videos = {} calls a day\n",
+        f.passes_per_day, f.active_videos, f.calls_per_day
+    );
+    match (f.usable_per_day, f.covered) {
+        (Some(usable), Some(covered)) => text.push_str(&format!(
+            "  the daily max less the reserve ({}) allows {usable}: {}\n",
+            report.reserve,
+            if covered { "covered" } else { "NOT covered" }
+        )),
+        _ => text.push_str("  the daily max is not known yet\n"),
+    }
+    let left = match f.usable_left_today {
+        Some(left) => format!("{left} usable calls left"),
+        None => "usable calls left unknown".to_owned(),
+    };
+    text.push_str(&format!(
+        "  today: {} passes left need {} calls; {left}; ",
+        f.passes_left_today, f.calls_left_today
+    ));
+    text.push_str(&match (f.runs_out_today, f.runs_out_at) {
+        (Some(true), Some(at)) => format!(
+            "runs out at the pass of {} ({})\n",
+            crate::store::timestamp(at),
+            beijing_time(at)
+        ),
+        (Some(true), None) => "runs out today\n".to_owned(),
+        (Some(false), _) => "enough until the reset\n".to_owned(),
+        (None, _) => "cannot tell when it runs out\n".to_owned(),
+    });
+    text
 }
 
 #[derive(Debug, Serialize)]
@@ -283,4 +655,64 @@ pub(super) async fn failures(
     }
     println!("{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diff(version: i64, changes: Vec<Change>) -> VersionDiff {
+        VersionDiff {
+            version,
+            first_seen_at: "2026-11-29T10:00:00.000Z".to_owned(),
+            last_seen_at: "2026-11-29T11:00:00.000Z".to_owned(),
+            seen_count: 2,
+            changes,
+        }
+    }
+
+    #[test]
+    fn the_diff_is_plain_or_coloured_and_never_passes_control_characters() {
+        let id = VideoId::parse("7118694749548072205").expect("id");
+        let diffs = [
+            diff(1, Vec::new()),
+            diff(
+                2,
+                vec![
+                    Change {
+                        field: "title",
+                        before: Some("old\x1b[2J".to_owned()),
+                        after: Some("new\nline".to_owned()),
+                    },
+                    Change {
+                        field: "signature",
+                        before: None,
+                        after: Some("hi".to_owned()),
+                    },
+                ],
+            ),
+        ];
+        let plain = render_diff(&id, &diffs, &Style { colour: false });
+        assert_eq!(
+            plain,
+            "7118694749548072205\n\
+             version 1 · first seen 2026-11-29T10:00:00.000Z · seen 2 times (last 2026-11-29T11:00:00.000Z)\n\
+             \x20 (first version)\n\
+             version 2 · first seen 2026-11-29T10:00:00.000Z · seen 2 times (last 2026-11-29T11:00:00.000Z)\n\
+             \x20 title: old\\u{1b}[2J → new\\nline\n\
+             \x20 signature: (none) → hi\n"
+        );
+        let coloured = render_diff(&id, &diffs, &Style { colour: true });
+        assert!(
+            coloured.contains("  signature: \x1b[31m(none)\x1b[0m → \x1b[32mhi\x1b[0m\n"),
+            "{coloured:?}"
+        );
+        // Two headings and two changes of two values, each painted on and off; the escape that
+        // came in the title stays text.
+        assert_eq!(
+            coloured.matches('\x1b').count(),
+            2 * 2 + 2 * 2 * 2,
+            "{coloured:?}"
+        );
+    }
 }

@@ -1,0 +1,323 @@
+//! Output for other tools: `export` streams a table as CSV or JSON Lines, `completions` prints a
+//! shell completion script.
+//!
+//! `export` reads the table in pages of [`PAGE_ROWS`] by id (keyset pagination) and writes each
+//! page before reading the next, so it runs in constant memory on any number of rows.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::Utc;
+use clap::{CommandFactory, ValueEnum};
+
+use super::{Cli, Failure, parse_ids};
+use crate::store::{Cell, ExportFilter, ExportTable, Store, StoreError};
+
+/// Rows read and written at a time.
+pub const PAGE_ROWS: u32 = 1000;
+
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportWhat {
+    /// Every version of every video (`snapshots`), `raw` and `changed_fields` as JSON text.
+    Snapshots,
+    /// Every HTTP attempt (`fetches`).
+    Fetches,
+    /// Every quota reading (`quota_samples`).
+    Quota,
+}
+
+impl ExportWhat {
+    fn table(self) -> ExportTable {
+        match self {
+            ExportWhat::Snapshots => ExportTable::Snapshots,
+            ExportWhat::Fetches => ExportTable::Fetches,
+            ExportWhat::Quota => ExportTable::QuotaSamples,
+        }
+    }
+}
+
+/// How `export` writes rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// RFC 4180 CSV (CRLF line ends, a header row), UTF-8. NULL is an empty field.
+    Csv,
+    /// JSON Lines: one JSON object per row, columns in table order. NULL is null.
+    Jsonl,
+}
+
+/// The arguments of `export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The table: snapshots, fetches, or quota (the quota_samples table).
+    #[arg(value_enum)]
+    what: ExportWhat,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    format: ExportFormat,
+    /// Only rows from this long ago on, e.g. "24h", "7d" (by first_seen_at, started_at or
+    /// observed_at).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    since: Option<Duration>,
+    /// Only this video's rows (snapshots and fetches).
+    #[arg(long, value_name = "ID")]
+    video: Option<String>,
+    /// Write to this file instead of stdout (written whole or not at all).
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write the export: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl From<csv::Error> for ExportError {
+    fn from(error: csv::Error) -> ExportError {
+        match error.into_kind() {
+            csv::ErrorKind::Io(e) => ExportError::Io(e),
+            other => ExportError::Io(io::Error::other(format!("{other:?}"))),
+        }
+    }
+}
+
+/// `export snapshots|fetches|quota`.
+pub(super) async fn export(store: &Store, args: ExportArgs) -> Result<ExitCode, Failure> {
+    let table = args.what.table();
+    let video_id = match &args.video {
+        None => None,
+        Some(_) if !table.has_video() => {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "--video does not apply to `export quota`: the quota is the account's, not a video's"
+            )));
+        }
+        Some(video) => {
+            let id = parse_ids(std::slice::from_ref(video))?.remove(0);
+            if !store
+                .unknown_video_ids(std::slice::from_ref(&id))
+                .await
+                .map_err(anyhow::Error::from)?
+                .is_empty()
+            {
+                return Err(Failure::Usage(anyhow::anyhow!(
+                    "{id} is not in the watch list"
+                )));
+            }
+            Some(id)
+        }
+    };
+    let since = match args.since {
+        None => None,
+        Some(duration) => Some(
+            chrono::Duration::from_std(duration)
+                .ok()
+                .and_then(|d| Utc::now().checked_sub_signed(d))
+                .ok_or_else(|| {
+                    Failure::Usage(anyhow::anyhow!("--since {duration:?} is too far back"))
+                })?,
+        ),
+    };
+    let filter = ExportFilter { since, video_id };
+    match &args.output {
+        None => {
+            let stdout = io::stdout().lock();
+            match write_export(store, table, &filter, args.format, stdout).await {
+                Ok(_) => Ok(ExitCode::SUCCESS),
+                // `export ... | head`: the reader has all it wants.
+                Err(ExportError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Err(Failure::Other(e.into())),
+            }
+        }
+        Some(path) => {
+            let rows = export_to_file(store, table, &filter, args.format, path).await?;
+            println!(
+                "wrote {rows} {} row{} to {}",
+                table.name(),
+                if rows == 1 { "" } else { "s" },
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Writes into a temporary file beside `path`, renamed over it once complete.
+async fn export_to_file(
+    store: &Store,
+    table: ExportTable,
+    filter: &ExportFilter,
+    format: ExportFormat,
+    path: &Path,
+) -> Result<u64, Failure> {
+    let name = path.file_name().ok_or_else(|| {
+        Failure::Usage(anyhow::anyhow!(
+            "--output {} is not a file name",
+            path.display()
+        ))
+    })?;
+    let mut partial_name = std::ffi::OsString::from(".");
+    partial_name.push(name);
+    partial_name.push(format!(".{}.partial", std::process::id()));
+    let partial = path.with_file_name(partial_name);
+    // A folder that is missing or not writable is bad input, like a bad path.
+    let file = File::create(&partial)
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+    let written = async {
+        let rows = write_export(store, table, filter, format, file).await?;
+        std::fs::rename(&partial, path)?;
+        Ok::<u64, ExportError>(rows)
+    }
+    .await;
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&partial);
+        Failure::Other(anyhow::Error::from(e).context(format!("exporting to {}", path.display())))
+    })
+}
+
+/// Streams the rows of `table` that pass `filter` to `out`; returns how many were written.
+async fn write_export<W: Write>(
+    store: &Store,
+    table: ExportTable,
+    filter: &ExportFilter,
+    format: ExportFormat,
+    out: W,
+) -> Result<u64, ExportError> {
+    let mut pages = store.export_pages(table, filter, PAGE_ROWS).await?;
+    let columns = pages.columns().to_vec();
+    let mut rows = 0u64;
+    match format {
+        ExportFormat::Csv => {
+            let mut writer = csv::WriterBuilder::new()
+                .terminator(csv::Terminator::CRLF)
+                .from_writer(out);
+            writer.write_record(&columns)?;
+            loop {
+                let page = pages.next_page().await?;
+                if page.is_empty() {
+                    break;
+                }
+                for row in &page {
+                    writer.write_record(row.cells.iter().map(csv_field))?;
+                }
+                rows += page.len() as u64;
+            }
+            writer.flush()?;
+        }
+        ExportFormat::Jsonl => {
+            let mut writer = BufWriter::new(out);
+            let keys: Vec<String> = columns
+                .iter()
+                .map(|c| serde_json::to_string(c).map_err(io::Error::from))
+                .collect::<Result<_, _>>()?;
+            loop {
+                let page = pages.next_page().await?;
+                if page.is_empty() {
+                    break;
+                }
+                for row in &page {
+                    write_json_line(&mut writer, &keys, &row.cells)?;
+                }
+                rows += page.len() as u64;
+            }
+            writer.flush()?;
+        }
+    }
+    Ok(rows)
+}
+
+/// A cell as CSV text: NULL as an empty field, numbers in decimal, BLOBs in hex.
+fn csv_field(cell: &Cell) -> String {
+    match cell {
+        Cell::Null => String::new(),
+        Cell::Integer(n) => n.to_string(),
+        Cell::Real(x) => x.to_string(),
+        Cell::Text(text) => text.clone(),
+        Cell::Blob(bytes) => hex(bytes),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One JSON object on one line, keys (already JSON strings) in column order.
+fn write_json_line<W: Write>(out: &mut W, keys: &[String], cells: &[Cell]) -> io::Result<()> {
+    out.write_all(b"{")?;
+    for (i, (key, cell)) in keys.iter().zip(cells).enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(key.as_bytes())?;
+        out.write_all(b":")?;
+        match cell {
+            Cell::Null => out.write_all(b"null")?,
+            Cell::Integer(n) => write!(out, "{n}")?,
+            Cell::Real(x) => serde_json::to_writer(&mut *out, x).map_err(io::Error::from)?,
+            Cell::Text(text) => serde_json::to_writer(&mut *out, text).map_err(io::Error::from)?,
+            Cell::Blob(bytes) => {
+                serde_json::to_writer(&mut *out, &hex(bytes)).map_err(io::Error::from)?;
+            }
+        }
+    }
+    out.write_all(b"}\n")
+}
+
+/// `completions bash|zsh|fish|...`: the completion script on stdout.
+pub(super) fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut command = Cli::command();
+    clap_complete::generate(
+        shell,
+        &mut command,
+        "douyin-watch",
+        &mut io::stdout().lock(),
+    );
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_keep_column_order_and_types() {
+        let keys: Vec<String> = ["id", "title", "gone", "ratio", "blob"]
+            .iter()
+            .map(|k| serde_json::to_string(k).expect("key"))
+            .collect();
+        let cells = [
+            Cell::Integer(7),
+            Cell::Text("引号 \"and\" a\nnewline".to_owned()),
+            Cell::Null,
+            Cell::Real(0.5),
+            Cell::Blob(vec![0, 255]),
+        ];
+        let mut out = Vec::new();
+        write_json_line(&mut out, &keys, &cells).expect("written");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(text.matches('\n').count(), 1, "{text}");
+        assert!(text.starts_with("{\"id\":7,\"title\":"), "{text}");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(value["title"], "引号 \"and\" a\nnewline");
+        assert_eq!(value["gone"], serde_json::Value::Null);
+        assert_eq!(value["ratio"], 0.5);
+        assert_eq!(value["blob"], "00ff");
+    }
+
+    #[test]
+    fn csv_fields_are_plain_text() {
+        assert_eq!(csv_field(&Cell::Null), "");
+        assert_eq!(csv_field(&Cell::Integer(-3)), "-3");
+        assert_eq!(csv_field(&Cell::Real(1.25)), "1.25");
+        assert_eq!(csv_field(&Cell::Text("a,b".to_owned())), "a,b");
+        assert_eq!(csv_field(&Cell::Blob(vec![1, 2])), "0102");
+    }
+}
