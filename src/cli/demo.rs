@@ -3,6 +3,7 @@
 //! faults retried, then the watch list, a history, the quota and the failures.
 
 use std::collections::{HashMap, HashSet};
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -124,7 +125,8 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         let shutdown = shutdown.clone();
         let wanted = args.passes;
         Arc::new(move |report: &crate::collector::PassReport| {
-            println!("  {}", report.summary());
+            // Not println!: with stdout closed (`demo | head`) it would panic inside the pass.
+            let _ = writeln!(std::io::stdout(), "  {}", report.summary());
             if completed.fetch_add(1, Ordering::SeqCst) + 1 >= wanted {
                 shutdown.cancel();
             }
