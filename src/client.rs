@@ -112,7 +112,10 @@ impl ApiClient {
     }
 
     /// Asks for one video. Never fails: a missing answer is an `Answer::Failed`.
-    #[instrument(skip_all, fields(video_id = %video_id))]
+    ///
+    /// The span (for the HTTP stack's own debug events) is at debug level: at the default `info`
+    /// it is not created at all, which saves its cost on every call.
+    #[instrument(level = "debug", skip_all, fields(video_id = %video_id))]
     pub async fn item_get_video(&self, video_id: &VideoId) -> Answer {
         let request = self
             .http

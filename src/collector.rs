@@ -12,6 +12,7 @@ use backon::BackoffBuilder;
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -28,7 +29,7 @@ use crate::quota::{QuotaGuard, ReserveReached, UsageWarning, next_quota_reset, q
 use crate::settings::Settings;
 use crate::store::{
     AttemptRecord, PassTotals, Pause, QuotaInput, SnapshotInput, Store, StoreError, StoredAttempt,
-    VideoStatus, timestamp,
+    VideoIdList, VideoStatus, timestamp,
 };
 use crate::video_id::VideoId;
 
@@ -229,6 +230,10 @@ struct PassContext {
     pass_id: i64,
     guard: QuotaGuard,
     pace: Pace,
+    /// Videos started and not yet stored. A call's slot frees up as soon as its answer is judged,
+    /// before the answer is stored (which waits for its group commit): this bounds the answers
+    /// waiting to be stored, so that memory stays flat when storing falls behind calling.
+    unstored: Arc<Semaphore>,
     rate: DefaultDirectRateLimiter,
     /// Cancelled to stop starting calls: shutdown, an account-level code, the reserve, a store error.
     stop: CancellationToken,
@@ -310,8 +315,8 @@ impl Collector {
         let started = Instant::now();
         let now = Utc::now();
         let ids = match only {
-            Some(ids) => ids,
-            None => self.store.due_video_ids().await?,
+            Some(ids) => VideoIdList::from(ids),
+            None => self.store.due_video_id_list().await?,
         };
         let videos = ids.len() as u64;
         let pass_id = self.store.begin_pass(trigger.as_str(), videos, now).await?;
@@ -325,6 +330,7 @@ impl Collector {
             pass_id,
             guard: QuotaGuard::new(self.options.reserve, quota_day(now), today, max),
             pace: Pace::new(self.options.concurrency),
+            unstored: Arc::new(Semaphore::new(unstored_limit(self.options.concurrency))),
             rate: RateLimiter::direct(Quota::per_second(self.options.rate_per_sec)),
             stop: shutdown.child_token(),
             stop_reason: Mutex::new(None),
@@ -343,37 +349,20 @@ impl Collector {
             ctx.stop_for(reserve_stop(reached));
         }
 
-        let mut totals = PassTotals {
+        let totals = PassTotals {
             videos,
             ..PassTotals::default()
         };
-        let mut tasks = JoinSet::new();
-        let mut waiting = ids.into_iter();
-        let mut next = waiting.next();
-        self.report_progress(&totals);
-        // Start videos as slots free up, and tally those that end meanwhile, so finished tasks
-        // never pile up and progress is known as it happens.
-        loop {
-            tokio::select! {
-                biased;
-                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                    tally(&mut totals, joined);
-                    self.report_progress(&totals);
-                }
-                () = ctx.stop.cancelled(), if next.is_some() => {
-                    totals.skipped += 1 + waiting.len() as u64;
-                    next = None;
-                    self.report_progress(&totals);
-                }
-                slot = ctx.pace.acquire(), if next.is_some() => {
-                    if let Some(id) = next.take() {
-                        tasks.spawn(collect_video(Arc::clone(&ctx), id, slot));
-                    }
-                    next = waiting.next();
-                }
-                else => break,
-            }
-        }
+        // The loop runs as a task of its own, on a runtime worker: the videos' tasks it spawns
+        // and joins then stay on the workers instead of waking the thread that called
+        // `run_pass` (the `fetch` command's main thread) for every video. Dropping this future
+        // still stops the pass: the task is aborted with it.
+        let driver = tokio::spawn(drive(self.clone(), Arc::clone(&ctx), ids, totals));
+        let _abort = AbortOnDrop(driver.abort_handle());
+        let mut totals = match driver.await {
+            Ok(totals) => totals,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        };
         {
             let calls = lock(&ctx.calls);
             totals.calls = calls.made;
@@ -412,6 +401,66 @@ impl Collector {
     }
 }
 
+/// Starts videos as slots free up, and tallies those that end meanwhile, so finished tasks never
+/// pile up and progress is known as it happens; returns the totals once every video has ended.
+async fn drive(
+    collector: Collector,
+    ctx: Arc<PassContext>,
+    ids: VideoIdList,
+    mut totals: PassTotals,
+) -> PassTotals {
+    let mut tasks = JoinSet::new();
+    let mut waiting = ids.into_iter();
+    let mut next = waiting.next();
+    collector.report_progress(&totals);
+    loop {
+        tokio::select! {
+            biased;
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                tally(&mut totals, joined);
+                collector.report_progress(&totals);
+            }
+            () = ctx.stop.cancelled(), if next.is_some() => {
+                totals.skipped += 1 + waiting.len() as u64;
+                next = None;
+                collector.report_progress(&totals);
+            }
+            (unstored, slot) = start(&ctx), if next.is_some() => {
+                if let Some(id) = next.take() {
+                    tasks.spawn(collect_video(Arc::clone(&ctx), id, slot, unstored));
+                }
+                next = waiting.next();
+            }
+            else => break,
+        }
+    }
+    totals
+}
+
+/// How many videos may be started and not yet stored, for `concurrency` calls in flight: enough
+/// for full group commits (see `Store::record_attempt`), few enough to keep memory flat.
+fn unstored_limit(concurrency: usize) -> usize {
+    concurrency.saturating_mul(2).max(128)
+}
+
+/// Waits until the next video may start: room among the unstored answers, then a call slot.
+async fn start(ctx: &PassContext) -> (OwnedSemaphorePermit, Slot) {
+    let unstored = Arc::clone(&ctx.unstored)
+        .acquire_owned()
+        .await
+        .unwrap_or_else(|_| unreachable!("the unstored semaphore is never closed"));
+    (unstored, ctx.pace.acquire().await)
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Adds one video's end to the pass totals.
 fn tally(totals: &mut PassTotals, joined: Result<VideoEnd, tokio::task::JoinError>) {
     match joined {
@@ -438,7 +487,12 @@ fn reserve_stop(reached: ReserveReached) -> StopReason {
 }
 
 /// Fetches one video, retrying transient failures, and stores every attempt.
-async fn collect_video(ctx: Arc<PassContext>, id: VideoId, first_slot: Slot) -> VideoEnd {
+async fn collect_video(
+    ctx: Arc<PassContext>,
+    id: VideoId,
+    first_slot: Slot,
+    _unstored: OwnedSemaphorePermit,
+) -> VideoEnd {
     let mut delays = ctx.options.backoff();
     let mut slot = Some(first_slot);
     let mut end = VideoEnd::Skipped;
@@ -471,22 +525,36 @@ async fn collect_video(ctx: Arc<PassContext>, id: VideoId, first_slot: Slot) -> 
         let answer = ctx.client.item_get_video(&id).await;
         let finished_at = Utc::now();
         let verdict = judge(&id, answer.exchange());
-        if verdict.next == Next::StopPass {
-            // Before this call's slot frees up, so that no further call starts.
-            ctx.stop.cancel();
+        // The verdict holds what is kept; the body need not wait with it for the store.
+        drop(answer);
+        // The pace reacts before this call's slot frees up and before the attempt is stored
+        // (which waits for its group commit), so that no further call starts at the old pace.
+        match verdict.next {
+            Next::StopPass => ctx.stop.cancel(),
+            Next::SlowDown => {
+                let limit = ctx.pace.slow_down();
+                warn!(video_id = %id, limit, "rate limited; fewer calls in flight");
+            }
+            Next::Store => ctx.pace.succeeded(),
+            Next::NotFound | Next::GiveUp | Next::Retry => {}
         }
-        drop(held);
         let api_info = verdict.api_info.as_deref().map(parse_api_info);
         if let Some(Some(info)) = &api_info {
             ctx.guard.observe(finished_at, info);
             warn_on_usage(&ctx, info, finished_at);
         }
         drop(ticket);
+        // Only now, with the quota it reported known, may the next call start.
+        drop(held);
         {
             let mut calls = lock(&ctx.calls);
             calls.made += 1;
             calls.charged += u64::from(verdict.charged);
         }
+        // Answers come in bursts (the calls of a pass start together and take the same time):
+        // let the freed slot start its next call before this answer is normalized and stored, so
+        // that the calls of a burst go out again at once rather than one store apart.
+        tokio::task::yield_now().await;
 
         let content = verdict
             .item
@@ -542,7 +610,6 @@ async fn collect_video(ctx: Arc<PassContext>, id: VideoId, first_slot: Slot) -> 
 
         end = match verdict.next {
             Next::Store => {
-                ctx.pace.succeeded();
                 let new_version = stored.snapshot.is_some_and(|s| s.is_new_version);
                 return VideoEnd::Stored { new_version };
             }
@@ -554,10 +621,6 @@ async fn collect_video(ctx: Arc<PassContext>, id: VideoId, first_slot: Slot) -> 
             }
             Next::Retry | Next::SlowDown => VideoEnd::Failed,
         };
-        if verdict.next == Next::SlowDown {
-            let limit = ctx.pace.slow_down();
-            warn!(video_id = %id, limit, "rate limited; fewer calls in flight");
-        }
         let Some(delay) = delays.next() else { break };
         if attempt < ctx.options.max_attempts {
             tokio::select! {
@@ -685,7 +748,16 @@ async fn stop_for_account(ctx: &PassContext, verdict: &Verdict, at: DateTime<Utc
             ctx.options.account_pause_max,
             earlier,
         );
-        let until = at + chrono::Duration::from_std(pause).unwrap_or(chrono::Duration::MAX);
+        // A configured pause of centuries must neither overflow (a panic mid-pass) nor leave the
+        // four-digit years that keep stored timestamps in time order as text.
+        let last_storable = chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+            .and_then(|day| day.and_hms_opt(23, 59, 59))
+            .map(|end| end.and_utc())
+            .unwrap_or(at);
+        let until = chrono::Duration::from_std(pause)
+            .ok()
+            .and_then(|pause| at.checked_add_signed(pause))
+            .map_or(last_storable, |until| until.min(last_storable));
         ("account_error", until)
     };
     let until = timestamp(until);

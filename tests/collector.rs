@@ -800,3 +800,29 @@ async fn the_progress_hook_sees_every_video_end() {
         Some(report.totals.fetched_ok)
     );
 }
+
+#[tokio::test]
+async fn an_enormous_account_pause_is_capped_instead_of_overflowing() {
+    let h = Harness::new(
+        SimulatorConfig::default(),
+        &[
+            ("DOUYIN_WATCH__API__CONCURRENCY", "1"),
+            ("DOUYIN_WATCH__RETRY__ACCOUNT_PAUSE", "300000years"),
+            ("DOUYIN_WATCH__RETRY__ACCOUNT_PAUSE_MAX", "300000years"),
+        ],
+    )
+    .await;
+    h.watch(&[ID_A]).await;
+    h.simulator
+        .script(ID_A, vec![Scripted::Code("4016".into())]);
+    let report = h.pass().await;
+    assert!(matches!(&report.stop, Some(StopReason::Account { code, .. }) if code == "4016"));
+    let until: String = get(&h.rows("SELECT until FROM pauses").await[0], "until");
+    assert_eq!(until, "9999-12-31T23:59:59.000Z");
+    let next = h.pass().await;
+    assert!(
+        matches!(next.stop, Some(StopReason::Paused { .. })),
+        "{:?}",
+        next.stop
+    );
+}

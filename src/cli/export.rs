@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use clap::{CommandFactory, ValueEnum};
 
-use super::{Cli, Failure, parse_ids};
+use super::{Cli, Failure, show};
 use crate::store::{Cell, ExportFilter, ExportTable, Store, StoreError};
 
 /// Rows read and written at a time.
@@ -98,20 +98,7 @@ pub(super) async fn export(store: &Store, args: ExportArgs) -> Result<ExitCode, 
                 "--video does not apply to `export quota`: the quota is the account's, not a video's"
             )));
         }
-        Some(video) => {
-            let id = parse_ids(std::slice::from_ref(video))?.remove(0);
-            if !store
-                .unknown_video_ids(std::slice::from_ref(&id))
-                .await
-                .map_err(anyhow::Error::from)?
-                .is_empty()
-            {
-                return Err(Failure::Usage(anyhow::anyhow!(
-                    "{id} is not in the watch list"
-                )));
-            }
-            Some(id)
-        }
+        Some(video) => Some(show::watched_id(store, video).await?),
     };
     let since = match args.since {
         None => None,

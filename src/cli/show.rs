@@ -92,7 +92,7 @@ fn truncate(text: &str, chars: usize) -> String {
 }
 
 /// The id as given, if it is in the watch list (active or removed).
-async fn watched_id(store: &Store, id: &str) -> Result<VideoId, Failure> {
+pub(super) async fn watched_id(store: &Store, id: &str) -> Result<VideoId, Failure> {
     let id = parse_ids(&[id.to_owned()])?.remove(0);
     if !store
         .unknown_video_ids(std::slice::from_ref(&id))

@@ -4,27 +4,38 @@
 //! so concurrent writers wait on the busy timeout instead of failing with `SQLITE_BUSY_SNAPSHOT`.
 //! Reads use a separate small pool, so a long query never holds up a pass. No transaction is ever
 //! held across an HTTP call: a fetch's rows are written together after its answer arrived.
+//!
+//! The writer is one connection behind a mutex rather than a pool of one: a pool pings its
+//! connection on every release. A fetch's whole transaction (`BEGIN IMMEDIATE` … `COMMIT`) is a
+//! single multi-statement query, so it costs one round trip to SQLite's thread, not one per
+//! statement (see [`Store::record_attempt`]).
 
 mod reports;
 pub use reports::*;
 
-use std::time::Duration;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
-use sqlx::{Row, SqliteConnection};
+use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
+use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard, oneshot};
 
 use crate::api_info::ApiInfo;
 use crate::attempt::Outcome;
-use crate::content::Content;
+use crate::content::{Content, FIELD_NAMES};
 use crate::quota::quota_day;
 use crate::video_id::VideoId;
 
 /// Longest `api_info` text stored; real ones are ~60 characters, a hostile one could be megabytes.
 const MAX_STORED_API_INFO_CHARS: usize = 1024;
+
+/// The page cache of each reader connection: a negative `cache_size` is in KiB.
+const READER_CACHE_KIB: i64 = -512;
 
 /// How long a statement waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -93,8 +104,62 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
 /// The database: a single writer connection and a small pool of readers.
 #[derive(Clone)]
 pub struct Store {
-    writer: SqlitePool,
+    writer: Arc<Mutex<Writer>>,
+    /// Attempts waiting for their group commit (see [`Store::record_attempt`]).
+    queue: Arc<std::sync::Mutex<Queue>>,
     reader: SqlitePool,
+}
+
+/// The write connection and what is known about its state.
+struct Writer {
+    /// `None` once the store is closed.
+    conn: Option<SqliteConnection>,
+    /// A multi-statement write was abandoned part-way (its future dropped), so its transaction
+    /// may still be open: the next user rolls it back first.
+    in_doubt: bool,
+    /// `temp.attempt_batch` exists on this connection.
+    batch_table: bool,
+}
+
+impl Writer {
+    fn conn(&mut self) -> &mut SqliteConnection {
+        self.conn
+            .as_mut()
+            .expect("Store::writer hands out only open connections")
+    }
+}
+
+/// `writer` once checked open, with any transaction an abandoned write left open rolled back.
+async fn ready<G: std::ops::DerefMut<Target = Writer>>(mut writer: G) -> Result<G, sqlx::Error> {
+    if writer.conn.is_none() {
+        return Err(sqlx::Error::PoolClosed);
+    }
+    if writer.in_doubt {
+        // There is no transaction unless the abandoned write left one open.
+        let _ = sqlx::query("ROLLBACK").execute(writer.conn()).await;
+        writer.in_doubt = false;
+    }
+    Ok(writer)
+}
+
+/// The write connection, locked for one operation.
+struct WriterGuard<'a>(MutexGuard<'a, Writer>);
+
+impl std::ops::Deref for WriterGuard<'_> {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        self.0
+            .conn
+            .as_ref()
+            .expect("Store::writer hands out only open connections")
+    }
+}
+
+impl std::ops::DerefMut for WriterGuard<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.0.conn()
+    }
 }
 
 /// What a `watch add` batch did.
@@ -126,6 +191,98 @@ pub struct WatchedVideo {
     pub last_error_code: Option<String>,
     pub title: Option<String>,
 }
+
+/// Video ids in order, held compactly: a pass's list of what to fetch. An id that fits in 63
+/// bits (every Douyin id so far: 19 digits starting with 6 or 7) takes 8 bytes; a longer one is
+/// kept aside as text.
+#[derive(Debug, Default, Clone)]
+pub struct VideoIdList {
+    /// The id's value, or (with [`LONG_ID`] set) its index in `long`.
+    entries: Vec<u64>,
+    long: Vec<VideoId>,
+}
+
+/// Marks an entry of a [`VideoIdList`] that points into its `long` ids.
+const LONG_ID: u64 = 1 << 63;
+
+impl VideoIdList {
+    /// Adds an id at the end.
+    pub fn push(&mut self, id: &VideoId) {
+        // Ids have no leading zero, so the number gives back the same digits.
+        match id.as_str().parse::<u64>() {
+            Ok(n) if n < LONG_ID => self.entries.push(n),
+            _ => {
+                self.entries.push(LONG_ID | self.long.len() as u64);
+                self.long.push(id.clone());
+            }
+        }
+    }
+
+    /// How many ids.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+        self.long.shrink_to_fit();
+    }
+}
+
+impl From<Vec<VideoId>> for VideoIdList {
+    fn from(ids: Vec<VideoId>) -> VideoIdList {
+        let mut list = VideoIdList::default();
+        for id in &ids {
+            list.push(id);
+        }
+        list
+    }
+}
+
+impl IntoIterator for VideoIdList {
+    type Item = VideoId;
+    type IntoIter = VideoIdListIter;
+
+    fn into_iter(self) -> VideoIdListIter {
+        VideoIdListIter {
+            list: self,
+            next: 0,
+        }
+    }
+}
+
+/// The ids of a [`VideoIdList`], each made a [`VideoId`] when its turn comes.
+#[derive(Debug)]
+pub struct VideoIdListIter {
+    list: VideoIdList,
+    next: usize,
+}
+
+impl Iterator for VideoIdListIter {
+    type Item = VideoId;
+
+    fn next(&mut self) -> Option<VideoId> {
+        let entry = *self.list.entries.get(self.next)?;
+        self.next += 1;
+        Some(if entry & LONG_ID == 0 {
+            VideoId::parse(&entry.to_string()).expect("only valid ids are listed")
+        } else {
+            self.list.long[(entry & !LONG_ID) as usize].clone()
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.list.entries.len() - self.next;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for VideoIdListIter {}
 
 /// What an attempt means for the video's row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,32 +460,63 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(BUSY_TIMEOUT * 2)
-            .connect_with(options.clone())
-            .await
-            .map_err(open_error)?;
-        refuse_newer_schema(&writer, &path).await?;
+        let mut writer = options.connect().await.map_err(open_error)?;
+        refuse_newer_schema(&mut writer, &path).await?;
         MIGRATOR
-            .run(&writer)
+            .run(&mut writer)
             .await
             .map_err(|source| StoreError::Migrate {
                 path: path.clone(),
                 source,
             })?;
+        // Readers keep a smaller page cache than SQLite's default 2 MB: their big reads (the
+        // watch list, reports) scan far more than any cache holds anyway, and a pass holds
+        // memory flat (issue 5: at most 30 MB for a pass over 100,000 videos).
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .connect_with(
+                options
+                    .read_only(true)
+                    .pragma("cache_size", READER_CACHE_KIB.to_string()),
+            )
             .await
             .map_err(open_error)?;
-        Ok(Store { writer, reader })
+        Ok(Store {
+            writer: Arc::new(Mutex::new(Writer {
+                conn: Some(writer),
+                in_doubt: false,
+                batch_table: false,
+            })),
+            queue: Arc::default(),
+            reader,
+        })
     }
 
-    /// Closes both pools, checkpointing the WAL.
+    /// Closes the readers and the writer, checkpointing the WAL. Later writes fail.
     pub async fn close(&self) {
         self.reader.close().await;
-        self.writer.close().await;
+        let conn = self.writer.lock().await.conn.take();
+        if let Some(conn) = conn
+            && let Err(error) = conn.close().await
+        {
+            tracing::warn!(%error, "closing the database's write connection failed");
+        }
+    }
+
+    /// The write connection, once nobody else uses it (at most twice the busy timeout).
+    async fn writer(&self) -> Result<WriterGuard<'_>, sqlx::Error> {
+        let writer = tokio::time::timeout(BUSY_TIMEOUT * 2, self.writer.lock())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        Ok(WriterGuard(ready(writer).await?))
+    }
+
+    /// [`Store::writer`], as a guard that can move into a task.
+    async fn writer_owned(&self) -> Result<OwnedMutexGuard<Writer>, sqlx::Error> {
+        let writer = tokio::time::timeout(BUSY_TIMEOUT * 2, Arc::clone(&self.writer).lock_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        ready(writer).await
     }
 
     /// Adds ids to the watch list in one transaction; re-activates removed ones.
@@ -339,8 +527,11 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<AddedVideos, StoreError> {
         let now = timestamp(now);
-        let mut tx = self
-            .writer
+        let mut writer = self
+            .writer()
+            .await
+            .map_err(step("starting the watch-list change"))?;
+        let mut tx = writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(step("starting the watch-list change"))?;
@@ -405,8 +596,11 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<RemovedVideos, StoreError> {
         let now = timestamp(now);
-        let mut tx = self
-            .writer
+        let mut writer = self
+            .writer()
+            .await
+            .map_err(step("starting the watch-list change"))?;
+        let mut tx = writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(step("starting the watch-list change"))?;
@@ -449,17 +643,37 @@ impl Store {
 
     /// Active video ids, the longest-unfetched first (never fetched before all others).
     pub async fn due_video_ids(&self) -> Result<Vec<VideoId>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(
+        // Each row becomes a `VideoId` as it arrives: no second list of the ids as strings.
+        let ids: Vec<Option<VideoId>> = sqlx::query(
             "SELECT video_id FROM videos WHERE active = 1 \
              ORDER BY last_fetched_at IS NOT NULL, last_fetched_at, video_id",
         )
+        .try_map(|row: SqliteRow| Ok(VideoId::parse(row.try_get::<&str, _>(0)?).ok()))
         .fetch_all(&self.reader)
         .await
         .map_err(step("reading the watch list"))?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| VideoId::parse(id).ok())
-            .collect())
+        Ok(ids.into_iter().flatten().collect())
+    }
+
+    /// [`Store::due_video_ids`] held compactly (8 bytes per id instead of about 56), for passes
+    /// over hundreds of thousands of videos.
+    pub async fn due_video_id_list(&self) -> Result<VideoIdList, StoreError> {
+        let mut list = VideoIdList::default();
+        sqlx::query(
+            "SELECT video_id FROM videos WHERE active = 1 \
+             ORDER BY last_fetched_at IS NOT NULL, last_fetched_at, video_id",
+        )
+        .try_map(|row: SqliteRow| {
+            if let Ok(id) = VideoId::parse(row.try_get::<&str, _>(0)?) {
+                list.push(&id);
+            }
+            Ok(())
+        })
+        .fetch_all(&self.reader)
+        .await
+        .map_err(step("reading the watch list"))?;
+        list.shrink_to_fit();
+        Ok(list)
     }
 
     /// Which of `ids` are not in the watch list at all (active or removed).
@@ -485,13 +699,17 @@ impl Store {
         videos: u64,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
+        let mut writer = self
+            .writer()
+            .await
+            .map_err(step("recording the start of a pass"))?;
         sqlx::query_scalar(
             "INSERT INTO passes (trigger, started_at, videos) VALUES (?, ?, ?) RETURNING id",
         )
         .bind(trigger)
         .bind(timestamp(now))
         .bind(to_i64(videos))
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *writer)
         .await
         .map_err(step("recording the start of a pass"))
     }
@@ -503,6 +721,10 @@ impl Store {
         totals: &PassTotals,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let mut writer = self
+            .writer()
+            .await
+            .map_err(step("recording the end of a pass"))?;
         sqlx::query(
             "UPDATE passes SET finished_at = ?, fetched_ok = ?, not_found = ?, failed = ?, \
              skipped = ?, new_versions = ?, calls = ?, charged_calls = ?, stopped_by = ? WHERE id = ?",
@@ -517,7 +739,7 @@ impl Store {
         .bind(to_i64(totals.charged_calls))
         .bind(totals.stopped_by.as_deref())
         .bind(pass_id)
-        .execute(&self.writer)
+        .execute(&mut *writer)
         .await
         .map_err(step("recording the end of a pass"))?;
         Ok(())
@@ -525,60 +747,60 @@ impl Store {
 
     /// Writes everything one attempt produced — snapshot, fetch row, quota sample, video status —
     /// in one transaction: after a crash either all of it is there or none.
+    ///
+    /// Attempts are committed in groups: the first caller to find the writer free waits up to
+    /// [`GROUP_COMMIT_WINDOW`] for others to join, then writes all of them in one transaction
+    /// of a fixed set of statements ([`STORE_BATCH_SQL`]), so neither the round trips to SQLite's thread
+    /// nor the pages written to the WAL grow with the number of fetches. If that transaction
+    /// fails, each attempt is tried again in a transaction of its own, so one bad row fails only
+    /// its own fetch. Whether the content is new is decided inside the transaction by comparing
+    /// its hash with the latest version's; a new version's `changed_fields` are computed there.
     pub async fn record_attempt(
         &self,
         record: &AttemptRecord<'_>,
     ) -> Result<StoredAttempt, StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(step("starting to store a fetch"))?;
-        let finished_at = timestamp(record.finished_at);
-        let snapshot = match &record.snapshot {
-            Some(input) => Some(
-                store_snapshot(&mut tx, record.video_id, input, &finished_at)
-                    .await
-                    .map_err(step("storing a snapshot"))?,
-            ),
-            None => None,
+        let (reply, mut answer) = oneshot::channel();
+        let id = {
+            let mut queue = lock(&self.queue);
+            queue.next_id += 1;
+            let id = queue.next_id;
+            queue.waiting.push(Queued {
+                id,
+                video_id: record.video_id.to_owned(),
+                row: AttemptRow::new(record),
+                since: Instant::now(),
+                reply,
+            });
+            id
         };
-        let fetch_id: i64 = sqlx::query_scalar(
-            "INSERT INTO fetches (pass_id, video_id, started_at, finished_at, attempt, outcome, \
-             http_status, error_code, error, reason, message, charged, request_id, snapshot_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(record.pass_id)
-        .bind(record.video_id)
-        .bind(timestamp(record.started_at))
-        .bind(&finished_at)
-        .bind(i64::from(record.attempt))
-        .bind(record.outcome.as_str())
-        .bind(record.http_status.map(i64::from))
-        .bind(record.error_code)
-        .bind(record.error)
-        .bind(record.reason)
-        .bind(record.message)
-        .bind(record.charged)
-        .bind(record.request_id)
-        .bind(snapshot.as_ref().map(|s| s.snapshot_id))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(step("storing a fetch"))?;
-        if let Some(quota) = &record.quota {
-            insert_quota_sample(&mut tx, fetch_id, record.finished_at, quota)
-                .await
-                .map_err(step("storing a quota sample"))?;
+        loop {
+            tokio::select! {
+                biased;
+                stored = &mut answer => return stored.unwrap_or_else(|_| Err(lost_attempt())),
+                writer = self.writer_owned() => {
+                    let writer = match writer {
+                        Ok(writer) => writer,
+                        Err(source) => {
+                            lock(&self.queue).waiting.retain(|q| q.id != id);
+                            return Err(StoreError::Query { step: "starting to store a fetch", source });
+                        }
+                    };
+                    // A batch written meanwhile may have held this attempt.
+                    if let Ok(stored) = answer.try_recv() {
+                        return stored;
+                    }
+                    let first = lock(&self.queue).waiting.first().map(|q| q.since);
+                    if let Some(first) = first
+                        && lock(&self.queue).waiting.len() < MAX_GROUP
+                    {
+                        tokio::time::sleep_until((first + GROUP_COMMIT_WINDOW).into()).await;
+                    }
+                    let group = take_group(&mut lock(&self.queue).waiting);
+                    // Spawned, so that the group is written and answered even if this caller goes away.
+                    let _ = tokio::spawn(write_group(writer, group)).await;
+                }
+            }
         }
-        let became_not_found = update_video(&mut tx, record, &finished_at)
-            .await
-            .map_err(step("updating a video's status"))?;
-        tx.commit().await.map_err(step("committing a fetch"))?;
-        Ok(StoredAttempt {
-            fetch_id,
-            snapshot,
-            became_not_found,
-        })
     }
 
     /// The highest `today` and the latest `max` reported on a Beijing day, as far as answers told.
@@ -617,6 +839,7 @@ impl Store {
 
     /// Records a period without calls.
     pub async fn insert_pause(&self, pause: &Pause) -> Result<(), StoreError> {
+        let mut writer = self.writer().await.map_err(step("recording a pause"))?;
         sqlx::query(
             "INSERT INTO pauses (created_at, until, cause, error_code, message) VALUES (?, ?, ?, ?, ?)",
         )
@@ -625,7 +848,7 @@ impl Store {
         .bind(&pause.cause)
         .bind(pause.error_code.as_deref())
         .bind(&pause.message)
-        .execute(&self.writer)
+        .execute(&mut *writer)
         .await
         .map_err(step("recording a pause"))?;
         Ok(())
@@ -633,11 +856,12 @@ impl Store {
 
     /// Account-error pauses recorded since the last successful fetch (for their backoff).
     pub async fn account_pauses_since_last_success(&self) -> Result<u32, StoreError> {
+        let mut writer = self.writer().await.map_err(step("reading pauses"))?;
         let count: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM pauses WHERE cause = 'account_error' AND created_at > \
              COALESCE((SELECT MAX(finished_at) FROM fetches WHERE outcome = 'ok'), '')",
         )
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *writer)
         .await
         .map_err(step("reading pauses"))?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
@@ -768,12 +992,14 @@ impl Store {
     async fn delete_in_batches(&self, sql: &'static str, before: &str) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
+            let mut writer = self.writer().await.map_err(step("pruning old rows"))?;
             let deleted = sqlx::query(sql)
                 .bind(before)
-                .execute(&self.writer)
+                .execute(&mut *writer)
                 .await
                 .map_err(step("pruning old rows"))?
                 .rows_affected();
+            drop(writer);
             total += deleted;
             if deleted == 0 {
                 return Ok(total);
@@ -804,18 +1030,18 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-async fn refuse_newer_schema(pool: &SqlitePool, path: &str) -> Result<(), StoreError> {
+async fn refuse_newer_schema(conn: &mut SqliteConnection, path: &str) -> Result<(), StoreError> {
     let has_table: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(step("reading the schema version"))?;
     if has_table.is_none() {
         return Ok(());
     }
     let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await
         .map_err(step("reading the schema version"))?;
     let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
@@ -829,86 +1055,474 @@ async fn refuse_newer_schema(pool: &SqlitePool, path: &str) -> Result<(), StoreE
     }
 }
 
-async fn store_snapshot(
-    tx: &mut SqliteConnection,
-    video_id: &str,
-    input: &SnapshotInput<'_>,
-    seen_at: &str,
-) -> Result<SnapshotOutcome, sqlx::Error> {
-    let latest = sqlx::query(
-        "SELECT id, version, content_hash FROM snapshots WHERE video_id = ? \
-         ORDER BY version DESC LIMIT 1",
-    )
-    .bind(video_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let (previous_id, previous_version) = match &latest {
-        Some(row) => {
-            let id: i64 = row.try_get("id")?;
-            let version: i64 = row.try_get("version")?;
-            let hash: String = row.try_get("content_hash")?;
-            if hash == input.content_hash {
-                sqlx::query(
-                    "UPDATE snapshots SET last_seen_at = ?, seen_count = seen_count + 1 WHERE id = ?",
-                )
-                .bind(seen_at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                return Ok(SnapshotOutcome {
-                    snapshot_id: id,
-                    version,
-                    is_new_version: false,
-                    changed_fields: Vec::new(),
-                });
-            }
-            (Some(id), version)
+/// How long the first attempt of a group waits for others before the group is written.
+const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(20);
+
+/// The most attempts written in one transaction.
+const MAX_GROUP: usize = 64;
+
+/// An attempt waiting to be written.
+struct Queued {
+    id: u64,
+    video_id: String,
+    row: AttemptRow,
+    since: Instant,
+    reply: oneshot::Sender<Result<StoredAttempt, StoreError>>,
+}
+
+/// Attempts waiting for the next group commit.
+#[derive(Default)]
+struct Queue {
+    next_id: u64,
+    waiting: Vec<Queued>,
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The queue is only pushed to and drained whole, so a panic elsewhere cannot corrupt it.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The error of an attempt whose group commit was abandoned (the runtime shutting down).
+fn lost_attempt() -> StoreError {
+    StoreError::Query {
+        step: "storing a fetch",
+        source: sqlx::Error::WorkerCrashed,
+    }
+}
+
+/// Up to [`MAX_GROUP`] waiting attempts, oldest first, at most one per video (a video's later
+/// attempt must see its earlier one's version); the others keep waiting.
+fn take_group(waiting: &mut Vec<Queued>) -> Vec<Queued> {
+    let mut group: Vec<Queued> = Vec::new();
+    let mut rest = Vec::new();
+    for queued in waiting.drain(..) {
+        if group.len() < MAX_GROUP && !group.iter().any(|g| g.video_id == queued.video_id) {
+            group.push(queued);
+        } else {
+            rest.push(queued);
         }
-        None => (None, 0),
+    }
+    *waiting = rest;
+    group
+}
+
+/// Writes a group in one transaction and answers each attempt; if the transaction fails, writes
+/// each attempt in a transaction of its own.
+async fn write_group(mut writer: OwnedMutexGuard<Writer>, group: Vec<Queued>) {
+    if group.is_empty() {
+        return;
+    }
+    match write_batch(&mut writer, &group).await {
+        Ok(mut stored) => {
+            for (queued, stored) in group.into_iter().zip(stored.drain(..)) {
+                let _ = queued.reply.send(Ok(stored));
+            }
+        }
+        Err(error) if group.len() == 1 => {
+            let queued = group.into_iter().next().expect("one attempt");
+            let _ = queued.reply.send(Err(error));
+        }
+        Err(_) => {
+            for queued in group {
+                let stored = write_batch(&mut writer, std::slice::from_ref(&queued))
+                    .await
+                    .map(|mut stored| stored.remove(0));
+                let _ = queued.reply.send(stored);
+            }
+        }
+    }
+}
+
+/// Runs the batch SQL for `group`; the outcomes in the group's order.
+async fn write_batch(
+    writer: &mut Writer,
+    group: &[Queued],
+) -> Result<Vec<StoredAttempt>, StoreError> {
+    if !writer.batch_table {
+        sqlx::raw_sql(BATCH_TABLE_SQL)
+            .execute(writer.conn())
+            .await
+            .map_err(step("starting to store a fetch"))?;
+        writer.batch_table = true;
+    }
+    let rows = group.len().next_power_of_two();
+    let mut query = sqlx::query(batch_sql(rows));
+    for queued in group {
+        query = queued.row.bind(query);
+    }
+    for _ in group.len()..rows {
+        query = AttemptRow::bind_padding(query);
+    }
+    // Until the query has run to its end its transaction may be open (see `Store::writer`).
+    writer.in_doubt = true;
+    let result = query.fetch_all(writer.conn()).await;
+    if result.is_err() {
+        // A failed statement leaves the transaction open (unless SQLite rolled it back itself).
+        let _ = sqlx::query("ROLLBACK").execute(writer.conn()).await;
+    }
+    writer.in_doubt = false;
+    let rows = result.map_err(step("storing a fetch"))?;
+    if rows.len() != group.len() {
+        return Err(StoreError::Query {
+            step: "reading back a stored fetch",
+            source: sqlx::Error::Protocol(format!(
+                "{} outcomes for {} fetches",
+                rows.len(),
+                group.len()
+            )),
+        });
+    }
+    rows.iter()
+        .map(stored_attempt)
+        .collect::<Result<_, _>>()
+        .map_err(step("reading back a stored fetch"))
+}
+
+/// One row of the batch SQL's answer: what storing an attempt did.
+fn stored_attempt(row: &SqliteRow) -> Result<StoredAttempt, sqlx::Error> {
+    let snapshot = match row.try_get::<Option<i64>, _>("snapshot_id")? {
+        None => None,
+        Some(snapshot_id) => {
+            let is_new_version: bool = row.try_get("is_new")?;
+            let changed_fields = if is_new_version {
+                let changed: &str = row.try_get("changed_fields")?;
+                let changed: Vec<&str> =
+                    serde_json::from_str(changed).map_err(|e| sqlx::Error::Decode(e.into()))?;
+                FIELD_NAMES
+                    .into_iter()
+                    .filter(|name| changed.contains(name))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Some(SnapshotOutcome {
+                snapshot_id,
+                version: row.try_get("version")?,
+                is_new_version,
+                changed_fields,
+            })
+        }
     };
-    let changed_fields = match previous_id {
-        Some(id) => input.content.changed_fields(&load_content(tx, id).await?),
-        None => Vec::new(),
-    };
-    let content = input.content;
-    let version = previous_version + 1;
-    let snapshot_id: i64 = sqlx::query_scalar(
-        "INSERT INTO snapshots (video_id, version, content_hash, first_seen_at, last_seen_at, \
-         seen_count, title, nick, signature, detail_url, item_type, author_uid, short_id, \
-         video_url, video_url_raw, cover_url, music_title, music_nick, music_url, music_cover_url, \
-         item_imgs, raw, changed_fields) \
-         VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(video_id)
-    .bind(version)
-    .bind(input.content_hash)
-    .bind(seen_at)
-    .bind(seen_at)
-    .bind(content.title.as_deref())
-    .bind(content.nick.as_deref())
-    .bind(content.signature.as_deref())
-    .bind(content.detail_url.as_deref())
-    .bind(content.item_type.as_deref())
-    .bind(content.author_uid.as_deref())
-    .bind(content.short_id.as_deref())
-    .bind(content.video_url.as_deref())
-    .bind(content.video_url_raw.as_deref())
-    .bind(content.cover_url.as_deref())
-    .bind(content.music_title.as_deref())
-    .bind(content.music_nick.as_deref())
-    .bind(content.music_url.as_deref())
-    .bind(content.music_cover_url.as_deref())
-    .bind(json_array(&content.item_imgs))
-    .bind(input.raw)
-    .bind(json_array(&changed_fields))
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(SnapshotOutcome {
-        snapshot_id,
-        version,
-        is_new_version: true,
-        changed_fields,
+    Ok(StoredAttempt {
+        fetch_id: row.try_get("fetch_id")?,
+        snapshot,
+        became_not_found: row
+            .try_get::<Option<bool>, _>("became_not_found")?
+            .unwrap_or(false),
     })
+}
+
+/// An attempt as one row of `temp.attempt_batch`: the values of [`BATCH_COLUMNS`], owned, so
+/// that whichever caller writes the group can bind them.
+struct AttemptRow {
+    pass_id: Option<i64>,
+    video_id: String,
+    started_at: String,
+    finished_at: String,
+    attempt: i64,
+    outcome: &'static str,
+    http_status: Option<i64>,
+    error_code: Option<String>,
+    error: Option<String>,
+    reason: Option<String>,
+    message: Option<String>,
+    charged: bool,
+    request_id: Option<String>,
+    video_status: &'static str,
+    snapshot: Option<SnapshotRow>,
+    quota: Option<QuotaRow>,
+}
+
+struct SnapshotRow {
+    content_hash: String,
+    /// The [`FIELD_NAMES`] columns in order (`item_imgs` as a JSON array).
+    fields: [Option<String>; FIELD_NAMES.len()],
+    raw: String,
+}
+
+struct QuotaRow {
+    quota_day: String,
+    server_time: Option<String>,
+    calls_today: Option<i64>,
+    calls_max: Option<i64>,
+    calls_total: Option<i64>,
+    calls_total_parts: Option<String>,
+    expires_on: Option<String>,
+    api_info: String,
+}
+
+type BatchQuery = sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+impl AttemptRow {
+    fn new(record: &AttemptRecord<'_>) -> AttemptRow {
+        let count = |n: Option<u64>| n.map(to_i64);
+        let owned = |s: Option<&str>| s.map(str::to_owned);
+        AttemptRow {
+            pass_id: record.pass_id,
+            video_id: record.video_id.to_owned(),
+            started_at: timestamp(record.started_at),
+            finished_at: timestamp(record.finished_at),
+            attempt: i64::from(record.attempt),
+            outcome: record.outcome.as_str(),
+            http_status: record.http_status.map(i64::from),
+            error_code: owned(record.error_code),
+            error: owned(record.error),
+            reason: owned(record.reason),
+            message: owned(record.message),
+            charged: record.charged,
+            request_id: owned(record.request_id),
+            video_status: match record.video_status {
+                VideoStatus::Ok => "ok",
+                VideoStatus::NotFound => "not_found",
+                VideoStatus::Failing => "failing",
+                VideoStatus::Untouched => "untouched",
+            },
+            snapshot: record.snapshot.as_ref().map(|input| {
+                let c = input.content;
+                SnapshotRow {
+                    content_hash: input.content_hash.to_owned(),
+                    fields: [
+                        c.title.clone(),
+                        c.nick.clone(),
+                        c.signature.clone(),
+                        c.detail_url.clone(),
+                        c.item_type.clone(),
+                        c.author_uid.clone(),
+                        c.short_id.clone(),
+                        c.video_url.clone(),
+                        c.video_url_raw.clone(),
+                        c.cover_url.clone(),
+                        c.music_title.clone(),
+                        c.music_nick.clone(),
+                        c.music_url.clone(),
+                        c.music_cover_url.clone(),
+                        Some(json_array(&c.item_imgs)),
+                    ],
+                    raw: input.raw.to_owned(),
+                }
+            }),
+            quota: record.quota.as_ref().map(|quota| {
+                let parsed = quota.parsed;
+                QuotaRow {
+                    quota_day: quota_day(record.finished_at).to_string(),
+                    server_time: owned(quota.server_time),
+                    calls_today: parsed.and_then(|p| count(p.today)),
+                    calls_max: parsed.and_then(|p| count(p.max)),
+                    calls_total: parsed.and_then(|p| count(p.total)),
+                    calls_total_parts: parsed
+                        .and_then(|p| p.total_parts.as_ref())
+                        .and_then(|parts| serde_json::to_string(parts).ok()),
+                    expires_on: parsed.and_then(|p| p.expires_on).map(|d| d.to_string()),
+                    api_info: cap_chars(quota.api_info, MAX_STORED_API_INFO_CHARS).to_owned(),
+                }
+            }),
+        }
+    }
+
+    /// Binds the values of [`BATCH_COLUMNS`], in that order.
+    fn bind(&self, query: BatchQuery) -> BatchQuery {
+        let mut query = query
+            .bind(self.pass_id)
+            .bind(self.video_id.clone())
+            .bind(self.started_at.clone())
+            .bind(self.finished_at.clone())
+            .bind(self.attempt)
+            .bind(self.outcome)
+            .bind(self.http_status)
+            .bind(self.error_code.clone())
+            .bind(self.error.clone())
+            .bind(self.reason.clone())
+            .bind(self.message.clone())
+            .bind(self.charged)
+            .bind(self.request_id.clone())
+            .bind(self.error_code.clone().or_else(|| self.error.clone()))
+            .bind(self.video_status);
+        query = match &self.snapshot {
+            Some(snapshot) => {
+                query = query.bind(snapshot.content_hash.clone());
+                for field in &snapshot.fields {
+                    query = query.bind(field.clone());
+                }
+                query.bind(snapshot.raw.clone())
+            }
+            None => (0..FIELD_NAMES.len() + 2).fold(query, |q, _| q.bind(None::<String>)),
+        };
+        match &self.quota {
+            Some(quota) => query
+                .bind(true)
+                .bind(quota.quota_day.clone())
+                .bind(quota.server_time.clone())
+                .bind(quota.calls_today)
+                .bind(quota.calls_max)
+                .bind(quota.calls_total)
+                .bind(quota.calls_total_parts.clone())
+                .bind(quota.expires_on.clone())
+                .bind(quota.api_info.clone()),
+            None => (0..9).fold(query, |q, _| q.bind(None::<String>)),
+        }
+    }
+
+    /// Binds a row of NULLs, which the batch SQL drops (its `video_id` is NULL).
+    fn bind_padding(query: BatchQuery) -> BatchQuery {
+        (0..BATCH_COLUMNS.len()).fold(query, |q, _| q.bind(None::<String>))
+    }
+}
+
+/// The writer connection's scratch table for the batch SQL: one row per attempt of a group
+/// (`seq` is its position), with what the statements work out (`latest_id`: the video's latest
+/// version before the group; `fetch_id`).
+const BATCH_TABLE_SQL: &str = "\
+CREATE TEMP TABLE IF NOT EXISTS attempt_batch (
+    seq INTEGER PRIMARY KEY, pass_id INTEGER, video_id TEXT, started_at TEXT,
+    finished_at TEXT, attempt INTEGER, outcome TEXT, http_status INTEGER, error_code TEXT,
+    error TEXT, reason TEXT, message TEXT, charged INTEGER, request_id TEXT, failure_key TEXT,
+    video_status TEXT, content_hash TEXT, title TEXT, nick TEXT, signature TEXT, detail_url TEXT,
+    item_type TEXT, author_uid TEXT, short_id TEXT, video_url TEXT, video_url_raw TEXT,
+    cover_url TEXT, music_title TEXT, music_nick TEXT, music_url TEXT, music_cover_url TEXT,
+    item_imgs TEXT, raw TEXT, has_quota INTEGER, quota_day TEXT, server_time TEXT,
+    calls_today INTEGER, calls_max INTEGER, calls_total INTEGER, calls_total_parts TEXT,
+    expires_on TEXT, api_info TEXT, latest_id INTEGER, fetch_id INTEGER
+)";
+
+/// The columns of `temp.attempt_batch` given by each attempt (see [`AttemptRow::bind`]).
+const BATCH_COLUMNS: [&str; 41] = [
+    "pass_id",
+    "video_id",
+    "started_at",
+    "finished_at",
+    "attempt",
+    "outcome",
+    "http_status",
+    "error_code",
+    "error",
+    "reason",
+    "message",
+    "charged",
+    "request_id",
+    "failure_key",
+    "video_status",
+    "content_hash",
+    "title",
+    "nick",
+    "signature",
+    "detail_url",
+    "item_type",
+    "author_uid",
+    "short_id",
+    "video_url",
+    "video_url_raw",
+    "cover_url",
+    "music_title",
+    "music_nick",
+    "music_url",
+    "music_cover_url",
+    "item_imgs",
+    "raw",
+    "has_quota",
+    "quota_day",
+    "server_time",
+    "calls_today",
+    "calls_max",
+    "calls_total",
+    "calls_total_parts",
+    "expires_on",
+    "api_info",
+];
+
+/// The statements that store a group once it is in `temp.attempt_batch`: a snapshot seen again
+/// moves its `last_seen_at`, new content becomes a version (with the fields that differ from the
+/// latest), then the fetch rows (ids in the group's order), the quota samples and the videos'
+/// status. The `SELECT` answers one row per attempt, in order.
+static STORE_BATCH_SQL: LazyLock<String> = LazyLock::new(|| {
+    let columns = FIELD_NAMES.join(", ");
+    let values: Vec<String> = FIELD_NAMES.iter().map(|f| format!("b.{f}")).collect();
+    let changed: Vec<String> = FIELD_NAMES
+        .iter()
+        .map(|f| format!("CASE WHEN p.{f} IS NOT b.{f} THEN '\"{f}\",' ELSE '' END"))
+        .collect();
+    format!(
+        "DELETE FROM temp.attempt_batch WHERE video_id IS NULL;
+UPDATE temp.attempt_batch SET latest_id = (SELECT id FROM snapshots AS s \
+  WHERE s.video_id = attempt_batch.video_id ORDER BY s.version DESC LIMIT 1) \
+  WHERE content_hash IS NOT NULL;
+UPDATE snapshots SET last_seen_at = b.finished_at, seen_count = seen_count + 1 \
+  FROM temp.attempt_batch AS b \
+  WHERE snapshots.id = b.latest_id AND snapshots.content_hash = b.content_hash;
+INSERT INTO snapshots (video_id, version, content_hash, first_seen_at, last_seen_at, seen_count, \
+  {columns}, raw, changed_fields) \
+  SELECT b.video_id, COALESCE(p.version, 0) + 1, b.content_hash, b.finished_at, b.finished_at, 1, \
+  {values}, b.raw, \
+  CASE WHEN p.id IS NULL THEN '[]' ELSE '[' || rtrim({changed}, ',') || ']' END \
+  FROM temp.attempt_batch AS b LEFT JOIN snapshots AS p ON p.id = b.latest_id \
+  WHERE b.content_hash IS NOT NULL AND p.content_hash IS NOT b.content_hash ORDER BY b.seq;
+UPDATE temp.attempt_batch SET fetch_id = (SELECT COALESCE(MAX(id), 0) FROM fetches) + 1 + seq;
+INSERT INTO fetches (id, pass_id, video_id, started_at, finished_at, attempt, outcome, http_status, \
+  error_code, error, reason, message, charged, request_id, snapshot_id) \
+  SELECT fetch_id, pass_id, video_id, started_at, finished_at, attempt, outcome, http_status, \
+  error_code, error, reason, message, charged, request_id, \
+  CASE WHEN content_hash IS NULL THEN NULL ELSE (SELECT id FROM snapshots AS s \
+    WHERE s.video_id = b.video_id ORDER BY s.version DESC LIMIT 1) END \
+  FROM temp.attempt_batch AS b ORDER BY seq;
+INSERT INTO quota_samples (fetch_id, observed_at, quota_day, server_time, calls_today, calls_max, \
+  calls_total, calls_total_parts, expires_on, api_info) \
+  SELECT fetch_id, finished_at, quota_day, server_time, calls_today, calls_max, calls_total, \
+  calls_total_parts, expires_on, api_info FROM temp.attempt_batch WHERE has_quota ORDER BY seq;
+UPDATE videos SET \
+  status_changed_at = CASE WHEN status = 'ok' THEN status_changed_at ELSE b.finished_at END, \
+  status = 'ok', last_fetched_at = b.finished_at, last_ok_at = b.finished_at, \
+  consecutive_failures = 0, last_error_code = NULL, last_error = NULL \
+  FROM temp.attempt_batch AS b WHERE videos.video_id = b.video_id AND b.video_status = 'ok';
+UPDATE videos SET \
+  status_changed_at = CASE WHEN status = 'not_found' THEN status_changed_at ELSE b.finished_at END, \
+  status = 'not_found', last_fetched_at = b.finished_at, last_error_code = b.failure_key, \
+  last_error = b.message, consecutive_failures = consecutive_failures + 1 \
+  FROM temp.attempt_batch AS b WHERE videos.video_id = b.video_id AND b.video_status = 'not_found';
+UPDATE videos SET \
+  status_changed_at = CASE WHEN status IN ('failing', 'not_found') THEN status_changed_at \
+    ELSE b.finished_at END, \
+  status = CASE WHEN status = 'not_found' THEN status ELSE 'failing' END, \
+  last_fetched_at = b.finished_at, last_error_code = b.failure_key, last_error = b.message, \
+  consecutive_failures = consecutive_failures + 1 \
+  FROM temp.attempt_batch AS b WHERE videos.video_id = b.video_id AND b.video_status = 'failing';
+SELECT b.fetch_id AS fetch_id, s.id AS snapshot_id, s.version AS version, \
+  s.id IS NOT b.latest_id AS is_new, s.changed_fields AS changed_fields, \
+  CASE WHEN b.video_status = 'not_found' THEN (SELECT v.status_changed_at = b.finished_at \
+    FROM videos AS v WHERE v.video_id = b.video_id) END AS became_not_found \
+  FROM temp.attempt_batch AS b LEFT JOIN snapshots AS s ON b.content_hash IS NOT NULL \
+  AND s.id = (SELECT id FROM snapshots AS l WHERE l.video_id = b.video_id \
+    ORDER BY l.version DESC LIMIT 1) \
+  ORDER BY b.seq;
+DELETE FROM temp.attempt_batch;
+COMMIT;",
+        values = values.join(", "),
+        changed = changed.join(" || "),
+    )
+});
+
+/// The group commit of `rows` attempts (a power of two; missing attempts are padded with NULL
+/// rows): `BEGIN IMMEDIATE`, the rows into `temp.attempt_batch` (their values are the only
+/// parameters, `?` in order), then [`STORE_BATCH_SQL`]. One text per size, so that SQLite's
+/// prepared statements are reused.
+fn batch_sql(rows: usize) -> &'static str {
+    static SIZES: LazyLock<Vec<String>> = LazyLock::new(|| {
+        let placeholders = vec!["?"; BATCH_COLUMNS.len()].join(", ");
+        (0..=MAX_GROUP.trailing_zeros())
+            .map(|power| {
+                let values: Vec<String> = (0..1usize << power)
+                    .map(|seq| format!("({seq}, {placeholders})"))
+                    .collect();
+                format!(
+                    "BEGIN IMMEDIATE;\nDELETE FROM temp.attempt_batch;\n\
+                     INSERT INTO temp.attempt_batch (seq, {}) VALUES {};\n{}",
+                    BATCH_COLUMNS.join(", "),
+                    values.join(", "),
+                    STORE_BATCH_SQL.as_str()
+                )
+            })
+            .collect()
+    });
+    let power = rows.next_power_of_two().trailing_zeros() as usize;
+    &SIZES[power]
 }
 
 fn json_array<T: AsRef<str>>(items: &[T]) -> String {
@@ -916,118 +1530,212 @@ fn json_array<T: AsRef<str>>(items: &[T]) -> String {
     serde_json::to_string(&items).unwrap_or_else(|_| "[]".to_owned())
 }
 
-/// Reads a stored version back into a `Content`, to diff it against a new one.
-async fn load_content(tx: &mut SqliteConnection, snapshot_id: i64) -> Result<Content, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT title, nick, signature, detail_url, item_type, author_uid, short_id, video_url, \
-         video_url_raw, cover_url, music_title, music_nick, music_url, music_cover_url, item_imgs \
-         FROM snapshots WHERE id = ?",
-    )
-    .bind(snapshot_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    let item_imgs: String = row.try_get("item_imgs")?;
-    Ok(Content {
-        title: row.try_get("title")?,
-        nick: row.try_get("nick")?,
-        signature: row.try_get("signature")?,
-        detail_url: row.try_get("detail_url")?,
-        item_type: row.try_get("item_type")?,
-        author_uid: row.try_get("author_uid")?,
-        short_id: row.try_get("short_id")?,
-        video_url: row.try_get("video_url")?,
-        video_url_raw: row.try_get("video_url_raw")?,
-        cover_url: row.try_get("cover_url")?,
-        music_title: row.try_get("music_title")?,
-        music_nick: row.try_get("music_nick")?,
-        music_url: row.try_get("music_url")?,
-        music_cover_url: row.try_get("music_cover_url")?,
-        item_imgs: serde_json::from_str(&item_imgs).unwrap_or_default(),
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn insert_quota_sample(
-    tx: &mut SqliteConnection,
-    fetch_id: i64,
-    observed_at: DateTime<Utc>,
-    quota: &QuotaInput<'_>,
-) -> Result<(), sqlx::Error> {
-    let parsed = quota.parsed;
-    let count = |n: Option<u64>| n.map(to_i64);
-    sqlx::query(
-        "INSERT INTO quota_samples (fetch_id, observed_at, quota_day, server_time, calls_today, \
-         calls_max, calls_total, calls_total_parts, expires_on, api_info) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(fetch_id)
-    .bind(timestamp(observed_at))
-    .bind(quota_day(observed_at).to_string())
-    .bind(quota.server_time)
-    .bind(parsed.and_then(|p| count(p.today)))
-    .bind(parsed.and_then(|p| count(p.max)))
-    .bind(parsed.and_then(|p| count(p.total)))
-    .bind(
-        parsed
-            .and_then(|p| p.total_parts.as_ref())
-            .and_then(|parts| serde_json::to_string(parts).ok()),
-    )
-    .bind(parsed.and_then(|p| p.expires_on).map(|d| d.to_string()))
-    .bind(cap_chars(quota.api_info, MAX_STORED_API_INFO_CHARS))
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
+    fn id(text: &str) -> VideoId {
+        VideoId::parse(text).expect("a valid id")
+    }
 
-async fn update_video(
-    tx: &mut SqliteConnection,
-    record: &AttemptRecord<'_>,
-    finished_at: &str,
-) -> Result<bool, sqlx::Error> {
-    let failure_key = record.error_code.or(record.error);
-    match record.video_status {
-        VideoStatus::Untouched => Ok(false),
-        VideoStatus::Ok => {
-            sqlx::query(
-                "UPDATE videos SET status_changed_at = CASE WHEN status = 'ok' THEN status_changed_at ELSE ?1 END, \
-                 status = 'ok', last_fetched_at = ?1, last_ok_at = ?1, consecutive_failures = 0, \
-                 last_error_code = NULL, last_error = NULL \
-                 WHERE video_id = ?2",
-            )
-            .bind(finished_at)
-            .bind(record.video_id)
-            .execute(&mut *tx)
+    #[test]
+    fn a_video_id_list_gives_back_every_id_in_order() {
+        let ids = vec![
+            id("7118694749548072205"),
+            id("99999999999999999999"),
+            id("12345678"),
+            id("9300000000000000000"),
+            id("123456789012345678901234"),
+        ];
+        let list = VideoIdList::from(ids.clone());
+        assert_eq!(list.len(), 5);
+        let back: Vec<VideoId> = list.into_iter().collect();
+        assert_eq!(back, ids);
+    }
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(SqliteConnectOptions::new().filename(dir.path().join("t.db")))
             .await
-            .map(|_| false)
+            .expect("open");
+        (dir, store)
+    }
+
+    fn content(title: &str, cover: &str) -> Content {
+        Content {
+            title: Some(title.to_owned()),
+            nick: Some("nick".to_owned()),
+            cover_url: Some(cover.to_owned()),
+            item_imgs: vec!["https://p.douyinpic.com/a.jpeg".to_owned()],
+            ..Content::default()
         }
-        VideoStatus::NotFound => {
-            sqlx::query_scalar(
-                "UPDATE videos SET status_changed_at = CASE WHEN status = 'not_found' THEN status_changed_at ELSE ?1 END, \
-                 status = 'not_found', last_fetched_at = ?1, last_error_code = ?2, last_error = ?3, \
-                 consecutive_failures = consecutive_failures + 1 WHERE video_id = ?4 \
-                 RETURNING status_changed_at = ?1",
-            )
-            .bind(finished_at)
-            .bind(failure_key)
-            .bind(record.message)
-            .bind(record.video_id)
-            .fetch_optional(&mut *tx)
+    }
+
+    /// Records one successful attempt of `video` with `content`.
+    async fn record_ok(store: &Store, video: &str, content: &Content) -> StoredAttempt {
+        let hash = content.hash();
+        let info = ApiInfo::parse("today:3 max:100 all[9=3+4+2];expires:2030-12-31").expect("info");
+        let now = Utc::now();
+        store
+            .record_attempt(&AttemptRecord {
+                pass_id: None,
+                video_id: video,
+                started_at: now,
+                finished_at: now,
+                attempt: 1,
+                outcome: Outcome::Ok,
+                http_status: Some(200),
+                error_code: Some("0000"),
+                error: None,
+                reason: None,
+                message: None,
+                charged: true,
+                request_id: Some("gw-1"),
+                snapshot: Some(SnapshotInput {
+                    content,
+                    content_hash: &hash,
+                    raw: "{\"title\":\"raw\"}",
+                }),
+                quota: Some(QuotaInput {
+                    api_info: "today:3 max:100 all[9=3+4+2];expires:2030-12-31",
+                    parsed: Some(&info),
+                    server_time: Some("Beijing/2026-01-01 08:00:00"),
+                }),
+                video_status: VideoStatus::Ok,
+            })
             .await
-            .map(|changed: Option<bool>| changed.unwrap_or(false))
+            .expect("stored")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_commit_stores_each_attempt_as_its_own_transaction_would() {
+        let (_dir, store) = store().await;
+        let ids: Vec<VideoId> = (1..=40).map(|i| id(&format!("72{i:017}"))).collect();
+        store.add_videos(&ids, None, Utc::now()).await.expect("add");
+        let first = content("first", "https://p.douyinpic.com/c.jpeg");
+        // 40 attempts at once: written in groups.
+        let stored = futures_join(&store, &ids, &first).await;
+        let mut fetch_ids: Vec<i64> = stored.iter().map(|s| s.fetch_id).collect();
+        fetch_ids.sort_unstable();
+        fetch_ids.dedup();
+        assert_eq!(fetch_ids.len(), 40, "one fetch row each");
+        for s in &stored {
+            let snapshot = s.snapshot.as_ref().expect("a snapshot");
+            assert!(snapshot.is_new_version);
+            assert_eq!(snapshot.version, 1);
+            assert!(snapshot.changed_fields.is_empty());
         }
-        VideoStatus::Failing => {
-            sqlx::query(
-                "UPDATE videos SET status_changed_at = CASE WHEN status IN ('failing', 'not_found') THEN status_changed_at ELSE ?1 END, \
-                 status = CASE WHEN status = 'not_found' THEN status ELSE 'failing' END, \
-                 last_fetched_at = ?1, last_error_code = ?2, last_error = ?3, \
-                 consecutive_failures = consecutive_failures + 1 WHERE video_id = ?4",
-            )
-            .bind(finished_at)
-            .bind(failure_key)
-            .bind(record.message)
-            .bind(record.video_id)
-            .execute(&mut *tx)
+        // The same content again: no version; a changed title and cover: version 2.
+        let again = record_ok(&store, ids[0].as_str(), &first).await;
+        let seen = again.snapshot.expect("a snapshot");
+        assert!(!seen.is_new_version);
+        assert_eq!(seen.version, 1);
+        let second = content("second", "https://p.douyinpic.com/d.jpeg");
+        let changed = record_ok(&store, ids[0].as_str(), &second).await;
+        let changed = changed.snapshot.expect("a snapshot");
+        assert!(changed.is_new_version);
+        assert_eq!(changed.version, 2);
+        assert_eq!(changed.changed_fields, ["title", "cover_url"]);
+
+        let row: (i64, String, String) = sqlx::query_as(
+            "SELECT seen_count, changed_fields, item_imgs FROM snapshots \
+             WHERE video_id = ? AND version = 1",
+        )
+        .bind(ids[0].as_str())
+        .fetch_one(&store.reader)
+        .await
+        .expect("row");
+        assert_eq!(row.0, 2, "seen by two fetches");
+        assert_eq!(row.1, "[]");
+        assert_eq!(row.2, "[\"https://p.douyinpic.com/a.jpeg\"]");
+        let stored_changes: String = sqlx::query_scalar(
+            "SELECT changed_fields FROM snapshots WHERE video_id = ? AND version = 2",
+        )
+        .bind(ids[0].as_str())
+        .fetch_one(&store.reader)
+        .await
+        .expect("row");
+        assert_eq!(stored_changes, "[\"title\",\"cover_url\"]");
+        let (samples, fetches, linked): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM quota_samples WHERE calls_total_parts = '[3,4,2]'), \
+                    (SELECT COUNT(*) FROM fetches), \
+                    (SELECT COUNT(*) FROM fetches AS f JOIN snapshots AS s ON s.id = f.snapshot_id \
+                     AND s.video_id = f.video_id)",
+        )
+        .fetch_one(&store.reader)
+        .await
+        .expect("counts");
+        assert_eq!((samples, fetches, linked), (42, 42, 42));
+        store.close().await;
+    }
+
+    async fn futures_join(store: &Store, ids: &[VideoId], content: &Content) -> Vec<StoredAttempt> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, video) in ids.iter().enumerate() {
+            let (store, video, content) = (store.clone(), video.clone(), content.clone());
+            tasks.spawn(async move { (i, record_ok(&store, video.as_str(), &content).await) });
+        }
+        let mut stored: Vec<(usize, StoredAttempt)> = tasks.join_all().await;
+        stored.sort_by_key(|(i, _)| *i);
+        stored.into_iter().map(|(_, s)| s).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bad_attempt_fails_alone_and_its_group_is_stored() {
+        let (_dir, store) = store().await;
+        let good = id("7200000000000000001");
+        store
+            .add_videos(std::slice::from_ref(&good), None, Utc::now())
             .await
-            .map(|_| false)
-        }
+            .expect("add");
+        let first = content("first", "https://p.douyinpic.com/c.jpeg");
+        // An unknown video breaks the foreign key: only its own attempt fails.
+        let (ok, bad) = tokio::join!(record_ok(&store, good.as_str(), &first), async {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let hash = first_hash();
+                let content = content("x", "https://p.douyinpic.com/x.jpeg");
+                let now = Utc::now();
+                store
+                    .record_attempt(&AttemptRecord {
+                        pass_id: None,
+                        video_id: "7299999999999999999",
+                        started_at: now,
+                        finished_at: now,
+                        attempt: 1,
+                        outcome: Outcome::Ok,
+                        http_status: Some(200),
+                        error_code: Some("0000"),
+                        error: None,
+                        reason: None,
+                        message: None,
+                        charged: true,
+                        request_id: None,
+                        snapshot: Some(SnapshotInput {
+                            content: &content,
+                            content_hash: &hash,
+                            raw: "{}",
+                        }),
+                        quota: None,
+                        video_status: VideoStatus::Ok,
+                    })
+                    .await
+            })
+            .await
+            .expect("task")
+        });
+        assert!(ok.snapshot.expect("snapshot").is_new_version);
+        let error = bad.expect_err("unknown video");
+        assert!(error.to_string().contains("FOREIGN KEY"), "{error}");
+        let fetches: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fetches")
+            .fetch_one(&store.reader)
+            .await
+            .expect("count");
+        assert_eq!(fetches, 1);
+        store.close().await;
+    }
+
+    fn first_hash() -> String {
+        content("x", "https://p.douyinpic.com/x.jpeg").hash()
     }
 }

@@ -1,0 +1,238 @@
+//! End-to-end benchmark: `douyin-watch fetch` against `douyin-watch simulate`, both real processes.
+//!
+//! `cargo bench --bench e2e -- [--videos N] [--concurrency C] [--latency-ms L] [--runs R]`
+//!
+//! Each run: a simulator with latency L and `--max-concurrent C`, a fresh database with N watched
+//! ids (`watch add --file`), then two `fetch` passes with `api.concurrency = C` and a rate limit
+//! far above what the simulator allows. Pass 1 finds new content (every fetch makes a version),
+//! pass 2 finds it unchanged (the simulator's volatile URL parts change, the content does not).
+//! Reported per pass: wall time, the ideal ceil(N/C)·L and their ratio, CPU (user + system) per
+//! fetch and peak RSS of the fetch process (getrusage of that process alone), database bytes added
+//! per fetch, and the simulator's 4008 count. Several runs print the median of each figure.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Cmd, SimulatorProcess, Usage, api_env, median};
+
+const USAGE: &str = "\
+end-to-end benchmark of a fetch pass against the simulator
+
+cargo bench --bench e2e -- [--videos N] [--concurrency C] [--latency-ms L] [--runs R]
+
+  --videos N       watched ids (default 10000)
+  --concurrency C  api.concurrency and the simulator's --max-concurrent (default 32)
+  --latency-ms L   the simulator's latency per answer, ms (default 50)
+  --runs R         runs; the medians are reported (default 3)
+  --keep           keep each run's folder (database, logs) and print where it is";
+
+/// Targets of issue 5 (at the defaults).
+const TARGET_RATIO: f64 = 1.03;
+const TARGET_CPU_US: f64 = 80.0;
+const TARGET_UNCHANGED_BYTES: f64 = 300.0;
+
+/// One pass's figures.
+#[derive(Debug, Clone, Copy)]
+struct PassFigures {
+    usage: Usage,
+    bytes_per_fetch: f64,
+    /// 4008 answers during this pass.
+    rate_limited: u64,
+    /// API requests during this pass.
+    requests: u64,
+}
+
+struct RunFigures {
+    new: PassFigures,
+    unchanged: PassFigures,
+}
+
+fn main() {
+    common::run_as_wrapper_if_asked();
+    let flags = common::Flags::parse(
+        &["videos", "concurrency", "latency-ms", "runs"],
+        &["keep"],
+        USAGE,
+    );
+    let videos: usize = flags.get("videos", 10_000);
+    let concurrency: usize = flags.get("concurrency", 32);
+    let latency_ms: u64 = flags.get("latency-ms", 50);
+    let runs: usize = flags.get("runs", 3);
+    let keep: bool = flags.get("keep", false);
+    assert!(videos > 0 && concurrency > 0 && runs > 0, "{USAGE}");
+
+    let ideal = Duration::from_millis(videos.div_ceil(concurrency) as u64 * latency_ms);
+    println!(
+        "e2e: {videos} videos, concurrency {concurrency}, latency {latency_ms} ms, {runs} run(s); {}",
+        common::machine()
+    );
+    println!("binary: {}", common::BIN);
+    let mut results = Vec::new();
+    for run in 1..=runs {
+        let dir = tempfile::Builder::new()
+            .prefix("douyin-watch-e2e-")
+            .tempdir()
+            .expect("a temporary folder");
+        let figures = run_once(dir.path(), videos, concurrency, latency_ms);
+        println!(
+            "run {run}: new {:.2} s ({:.3}× ideal), {:.1} µs CPU/fetch, {:.1} MiB RSS, {:.0} B/fetch, {} × 4008 | \
+             unchanged {:.2} s ({:.3}×), {:.1} µs/fetch, {:.1} MiB, {:.0} B/fetch, {} × 4008",
+            figures.new.usage.wall.as_secs_f64(),
+            figures.new.usage.wall.as_secs_f64() / ideal.as_secs_f64(),
+            figures.new.usage.cpu_us() as f64 / videos as f64,
+            figures.new.usage.max_rss_kib as f64 / 1024.0,
+            figures.new.bytes_per_fetch,
+            figures.new.rate_limited,
+            figures.unchanged.usage.wall.as_secs_f64(),
+            figures.unchanged.usage.wall.as_secs_f64() / ideal.as_secs_f64(),
+            figures.unchanged.usage.cpu_us() as f64 / videos as f64,
+            figures.unchanged.usage.max_rss_kib as f64 / 1024.0,
+            figures.unchanged.bytes_per_fetch,
+            figures.unchanged.rate_limited,
+        );
+        if keep {
+            println!("  kept {}", dir.keep().display());
+        }
+        results.push(figures);
+    }
+    report(&results, videos, concurrency, latency_ms, ideal);
+}
+
+fn run_once(dir: &Path, videos: usize, concurrency: usize, latency_ms: u64) -> RunFigures {
+    let db = dir.join("bench.db");
+    let database = format!("sqlite://{}", db.display());
+    let ids = dir.join("ids.txt");
+    common::write_ids(&ids, videos);
+
+    let simulator = SimulatorProcess::start(
+        dir,
+        &[
+            "--latency".to_owned(),
+            format!("{latency_ms}ms"),
+            "--max-concurrent".to_owned(),
+            concurrency.to_string(),
+        ],
+    );
+    Cmd::new([
+        "--database",
+        &database,
+        "watch",
+        "add",
+        "--file",
+        &ids.display().to_string(),
+    ])
+    .measure(dir, "watch-add");
+    let mut bytes = common::database_bytes(&db);
+    let mut stats = simulator.stats();
+    let mut passes = Vec::new();
+    for name in ["fetch-new", "fetch-unchanged"] {
+        let fetch = api_env(
+            Cmd::new(["--database", &database, "fetch"]),
+            &simulator.base_url(),
+            concurrency,
+        );
+        let usage = fetch.measure(dir, name);
+        let summary = common::tail(&dir.join(format!("{name}.out")), 1);
+        let after = common::database_bytes(&db);
+        let now = simulator.stats();
+        let count_4008 = |s: &douyin_watch::simulator::SimulatorStats| {
+            s.by_code.get("4008").copied().unwrap_or(0)
+        };
+        passes.push(PassFigures {
+            usage,
+            bytes_per_fetch: (after - bytes) as f64 / videos as f64,
+            rate_limited: count_4008(&now) - count_4008(&stats),
+            requests: now.requests - stats.requests,
+        });
+        check_summary(name, &summary, videos);
+        bytes = after;
+        stats = now;
+    }
+    simulator.stop();
+    if std::env::var_os("E2E_BREAKDOWN").is_some() {
+        for (name, size) in common::bytes_by_object(&db) {
+            println!("  {name}: {size} bytes");
+        }
+    }
+    RunFigures {
+        new: passes[0],
+        unchanged: passes[1],
+    }
+}
+
+/// Warns when a pass did not fetch every video, or when the unchanged pass made versions.
+fn check_summary(name: &str, summary: &str, videos: usize) {
+    let expected_ok = format!("{videos} videos, {videos} ok");
+    let versions = if name == "fetch-unchanged" {
+        "(0 new versions)".to_owned()
+    } else {
+        format!("({videos} new versions)")
+    };
+    if !summary.contains(&expected_ok) || !summary.contains(&versions) {
+        println!("  WARNING: {name} did not fetch every video as expected: {summary}");
+    }
+}
+
+fn report(
+    results: &[RunFigures],
+    videos: usize,
+    concurrency: usize,
+    latency_ms: u64,
+    ideal: Duration,
+) {
+    let ideal_s = ideal.as_secs_f64();
+    let med = |f: &dyn Fn(&RunFigures) -> f64| median(&results.iter().map(f).collect::<Vec<_>>());
+    let row = |label: &str, pick: &dyn Fn(&RunFigures) -> PassFigures| {
+        let wall = med(&|r| pick(r).usage.wall.as_secs_f64());
+        let cpu = med(&|r| pick(r).usage.cpu_us() as f64 / videos as f64);
+        let user = med(&|r| pick(r).usage.user_us as f64 / videos as f64);
+        let sys = med(&|r| pick(r).usage.sys_us as f64 / videos as f64);
+        let rss = med(&|r| pick(r).usage.max_rss_kib as f64 / 1024.0);
+        let bytes = med(&|r| pick(r).bytes_per_fetch);
+        let limited = med(&|r| pick(r).rate_limited as f64);
+        let requests = med(&|r| pick(r).requests as f64);
+        println!("  {label}");
+        println!(
+            "    wall time             {wall:.3} s = {:.3} × ideal",
+            wall / ideal_s
+        );
+        println!("    CPU per fetch         {cpu:.1} µs (user {user:.1} + system {sys:.1})");
+        println!("    peak RSS              {rss:.1} MiB");
+        println!("    database bytes/fetch  {bytes:.0}");
+        println!("    4008 answers          {limited:.0} (of {requests:.0} requests)");
+        (wall / ideal_s, cpu, bytes, limited)
+    };
+    println!();
+    println!(
+        "e2e medians of {} run(s): {videos} videos, concurrency {concurrency}, latency {latency_ms} ms",
+        results.len()
+    );
+    println!("  ideal ceil(N/C)·L      {ideal_s:.3} s");
+    let (ratio_new, cpu_new, _, limited_new) = row("pass 1, content new", &|r| r.new);
+    let (ratio_same, cpu_same, bytes_same, limited_same) =
+        row("pass 2, content unchanged", &|r| r.unchanged);
+    let defaults = videos == 10_000 && concurrency == 32 && latency_ms == 50;
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "  targets{}:",
+        if defaults {
+            ""
+        } else {
+            " (set at the defaults 10000/32/50; shown for reference)"
+        }
+    );
+    println!(
+        "    wall ≤ {TARGET_RATIO} × ideal, zero 4008: {}",
+        verdict(ratio_new.max(ratio_same) <= TARGET_RATIO && limited_new + limited_same == 0.0)
+    );
+    println!(
+        "    CPU ≤ {TARGET_CPU_US} µs per fetch: {}",
+        verdict(cpu_new.max(cpu_same) <= TARGET_CPU_US)
+    );
+    println!(
+        "    unchanged fetch adds ≤ {TARGET_UNCHANGED_BYTES} bytes: {}",
+        verdict(bytes_same <= TARGET_UNCHANGED_BYTES)
+    );
+}
