@@ -162,7 +162,8 @@ fn run_once(dir: &Path, videos: usize, concurrency: usize, latency_ms: u64) -> R
     }
 }
 
-/// Warns when a pass did not fetch every video, or when the unchanged pass made versions.
+/// Fails when a pass did not fetch every video, or when the unchanged pass made versions: the
+/// figures would mean nothing (and the CI smoke run catches a broken harness or collector).
 fn check_summary(name: &str, summary: &str, videos: usize) {
     let expected_ok = format!("{videos} videos, {videos} ok");
     let versions = if name == "fetch-unchanged" {
@@ -170,9 +171,10 @@ fn check_summary(name: &str, summary: &str, videos: usize) {
     } else {
         format!("({videos} new versions)")
     };
-    if !summary.contains(&expected_ok) || !summary.contains(&versions) {
-        println!("  WARNING: {name} did not fetch every video as expected: {summary}");
-    }
+    assert!(
+        summary.contains(&expected_ok) && summary.contains(&versions),
+        "{name} did not fetch every video as expected: {summary}"
+    );
 }
 
 fn report(
