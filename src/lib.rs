@@ -5,7 +5,8 @@
 //! Pure logic (no I/O, tested beside the code): [`video_id`], [`response`], [`api_info`],
 //! [`content`], [`error_code`], [`attempt`], [`quota`], [`pace`].
 //! The I/O shell: [`client`] (HTTP), [`short_link`], [`store`] (all SQL), [`collector`] (one pass),
-//! [`daemon`] (cron around passes), [`metrics`] and [`health`] (the monitoring listener), [`notify`] (webhooks), [`simulator`] (a local onebound), [`cli`].
+//! [`daemon`] (cron around passes), [`metrics`] and [`health`] (the monitoring listener), [`notify`] (webhooks), [`simulator`] (a local onebound), [`cli`];
+//! [`panics`] (the panic hook that keeps the secret out, and fault injection for tests).
 
 pub mod api_info;
 pub mod attempt;
@@ -19,6 +20,7 @@ pub mod health;
 pub mod metrics;
 pub mod notify;
 pub mod pace;
+pub mod panics;
 pub mod quota;
 pub mod response;
 pub mod settings;

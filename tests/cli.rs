@@ -11,7 +11,7 @@ use chrono::{Days, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
 use douyin_watch::simulator::SimulatorConfig;
 use serde_json::Value;
-use support::{InProcessSim, SimProcess, TestEnv, free_port, ids};
+use support::{InProcessSim, Run, SimProcess, TestEnv, free_port, ids};
 
 /// The next Beijing midnight, as the program stores timestamps.
 fn next_beijing_midnight() -> String {
@@ -642,8 +642,15 @@ fn quota_history_and_failures_report_json() {
 
 const CANARY: &str = "SECRET-canary-1234";
 
-/// Runs one failing fetch with the canary secret and checks every output and the database.
-fn assert_canary_hidden(env: &mut TestEnv, format: &str, scenario: &str, expect_error: &str) {
+/// Runs one failing fetch with the canary secret and checks every output and the database;
+/// `expect_error` is the code or failure key a failed attempt must show, if the scenario records
+/// one. Returns the fetch's run.
+fn assert_canary_hidden(
+    env: &mut TestEnv,
+    format: &str,
+    scenario: &str,
+    expect_error: Option<&str>,
+) -> Run {
     env.set("API__SECRET", CANARY)
         .set("LOG__LEVEL", "debug")
         .set("LOG__FORMAT", format)
@@ -661,14 +668,15 @@ fn assert_canary_hidden(env: &mut TestEnv, format: &str, scenario: &str, expect_
         fetch.stderr.contains(debug_marker),
         "{context}: debug logging is on: {fetch:?}"
     );
-    let db = env.db();
-    assert!(
-        db.count(&format!(
-            "SELECT COUNT(*) FROM fetches WHERE COALESCE(error_code, error) = '{expect_error}'"
-        )) >= 1,
-        "{context}: the scenario happened: {fetch:?}"
-    );
-    let mut runs = vec![("fetch".to_owned(), fetch)];
+    if let Some(expect_error) = expect_error {
+        assert!(
+            env.db().count(&format!(
+                "SELECT COUNT(*) FROM fetches WHERE COALESCE(error_code, error) = '{expect_error}'"
+            )) >= 1,
+            "{context}: the scenario happened: {fetch:?}"
+        );
+    }
+    let mut runs = vec![("fetch".to_owned(), fetch.clone())];
     for args in [
         &["failures", "--json"][..],
         &["failures"],
@@ -695,6 +703,7 @@ fn assert_canary_hidden(env: &mut TestEnv, format: &str, scenario: &str, expect_
             );
         }
     }
+    fetch
 }
 
 #[test]
@@ -713,18 +722,58 @@ fn the_secret_never_reaches_output_logs_or_the_database() {
             "API__BASE_URL",
             &format!("http://127.0.0.1:{}", free_port()),
         );
-        assert_canary_hidden(&mut refused, format, "connection refused", "connect");
+        assert_canary_hidden(&mut refused, format, "connection refused", Some("connect"));
 
         let mut rejected = TestEnv::new();
         rejected.set("API__BASE_URL", &wrong_secret.base_url());
-        assert_canary_hidden(&mut rejected, format, "4005", "4005");
+        assert_canary_hidden(&mut rejected, format, "4005", Some("4005"));
 
         let mut timeout = TestEnv::new();
         timeout
             .set("API__BASE_URL", &slow.base_url())
             .set("API__TIMEOUT", "300ms");
-        assert_canary_hidden(&mut timeout, format, "timeout", "timeout");
+        assert_canary_hidden(&mut timeout, format, "timeout", Some("timeout"));
     }
     assert!(wrong_secret.stats().by_code.contains_key("4005"));
     assert!(slow.stats().requests >= 2);
+}
+
+#[test]
+fn a_panic_in_a_pass_task_keeps_the_secret_out_and_the_pass_going() {
+    let sim = InProcessSim::start(SimulatorConfig::default());
+    for format in ["pretty", "json"] {
+        let mut env = TestEnv::new();
+        // The first video's task panics after its call, with the request URL in the message,
+        // as a careless `expect` would.
+        env.set("API__BASE_URL", &sim.base_url()).set_var(
+            douyin_watch::panics::FAILPOINTS_VAR,
+            &format!(
+                "collect-video=1*panic(GET /douyin/item_get_video/?key=k&secret={CANARY} failed)"
+            ),
+        );
+        let fetch = assert_canary_hidden(&mut env, format, "a panic in a pass task", None);
+        let context = format!("log.format={format}");
+        assert!(
+            fetch.stderr.contains("panicked at")
+                && fetch.stderr.contains("secret=[redacted] failed"),
+            "{context}: the panic is logged, concealed: {fetch:?}"
+        );
+        assert!(
+            fetch
+                .stderr
+                .contains("a video's task panicked; the pass goes on"),
+            "{context}: {fetch:?}"
+        );
+        let db = env.db();
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM videos WHERE status = 'ok'"),
+            1,
+            "{context}: the other video is fetched: {fetch:?}"
+        );
+        assert_eq!(
+            db.count("SELECT failed FROM passes"),
+            1,
+            "{context}: the panicked video counts as failed"
+        );
+    }
 }

@@ -7,6 +7,7 @@ mod export;
 mod show;
 mod watch;
 
+use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -144,7 +145,12 @@ pub const EXIT_STOPPED: u8 = 3;
 
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
+    crate::panics::install_hook();
     let cli = Cli::parse();
+    if let Err(e) = crate::panics::configure_failpoints() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -199,6 +205,8 @@ fn load_settings(
     database: Option<&str>,
 ) -> Result<Settings, SettingsError> {
     let mut settings = Settings::load(file)?;
+    crate::panics::conceal(settings.api.secret.expose_secret());
+    crate::panics::conceal(&settings.api.key);
     if let Some(url) = database {
         settings.database.url = url.to_owned();
         settings.database_options()?;

@@ -366,6 +366,13 @@ impl TestEnv {
         self
     }
 
+    /// Sets an environment variable by its full name (not a setting).
+    pub fn set_var(&mut self, name: &str, value: &str) -> &mut TestEnv {
+        self.vars.retain(|(k, _)| k != name);
+        self.vars.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Removes `DOUYIN_WATCH__<key>` (the compiled-in default applies).
     pub fn unset(&mut self, key: &str) -> &mut TestEnv {
         let name = format!("DOUYIN_WATCH__{key}");
@@ -433,6 +440,7 @@ impl TestEnv {
 }
 
 /// What a finished command did.
+#[derive(Clone)]
 pub struct Run {
     pub code: Option<i32>,
     pub stdout: String,
