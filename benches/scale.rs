@@ -252,13 +252,11 @@ async fn generate(db: &Path, videos: usize, versions: usize) {
     .await
     .expect("generate fetches");
     sqlx::query(
-        "INSERT INTO quota_samples (fetch_id, observed_at, quota_day, server_time, calls_today, \
-           calls_max, calls_total, calls_total_parts, expires_on, api_info) \
-         SELECT id, finished_at, date(finished_at, '+8 hours'), \
-           'Beijing/' || datetime(finished_at, '+8 hours'), id % ?1, 1000000, id, \
-           printf('[%d,%d,%d]', id % ?1, ?1, id - id % ?1 - ?1), '2030-12-31', \
-           printf('today:%d max:1000000 all[%d=%d+%d+%d];expires:2030-12-31', \
-             id % ?1, id, id % ?1, ?1, id - id % ?1 - ?1) \
+        // As the writer stores onebound's usual `api_info`: rebuilt by the view, not kept.
+        "INSERT INTO quota_readings (fetch_id, server_time, calls_today, calls_max, calls_total, \
+           calls_total_parts, expires_on) \
+         SELECT id, 'Beijing/' || datetime(finished_at, '+8 hours'), id % ?1, 1000000, id, \
+           printf('[%d,%d,%d]', id % ?1, ?1, id - id % ?1 - ?1), '2030-12-31' \
          FROM fetches WHERE outcome = 'ok'",
     )
     .bind(videos as i64)

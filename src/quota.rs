@@ -20,12 +20,25 @@ pub fn next_quota_reset(at: DateTime<Utc>) -> DateTime<Utc> {
     let tomorrow = quota_day(at)
         .checked_add_days(Days::new(1))
         .unwrap_or(NaiveDate::MAX);
+    beijing_midnight(tomorrow).unwrap_or(at)
+}
+
+/// The instants a Beijing day starts and ends at (its midnight and the next), in UTC.
+pub fn quota_day_bounds(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = beijing_midnight(day).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let end = day
+        .checked_add_days(Days::new(1))
+        .and_then(beijing_midnight)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    (start, end)
+}
+
+fn beijing_midnight(day: NaiveDate) -> Option<DateTime<Utc>> {
     // Asia/Shanghai has had no DST since 1991, so midnight always exists exactly once.
     Shanghai
-        .from_local_datetime(&tomorrow.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .from_local_datetime(&day.and_hms_opt(0, 0, 0)?)
         .single()
         .map(|t| t.with_timezone(&Utc))
-        .unwrap_or(at)
 }
 
 /// The quota figures a call was refused by.
@@ -191,6 +204,16 @@ mod tests {
 
     fn date(text: &str) -> NaiveDate {
         text.parse().expect("valid date")
+    }
+
+    #[test]
+    fn a_quota_day_runs_from_beijing_midnight_to_the_next() {
+        assert_eq!(
+            quota_day_bounds(date("2026-11-30")),
+            (utc("2026-11-29T16:00:00Z"), utc("2026-11-30T16:00:00Z"))
+        );
+        let (start, end) = quota_day_bounds(NaiveDate::MAX);
+        assert!(start < end, "the last day ends at the end of time");
     }
 
     #[test]

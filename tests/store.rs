@@ -38,9 +38,11 @@ async fn opening_creates_the_folder_the_file_and_the_schema_users_query() {
             "failures",
             "failures_by_code",
             "fetches",
+            "latest_snapshot_rows",
             "latest_snapshots",
             "passes",
             "pauses",
+            "quota_readings",
             "quota_samples",
             "snapshots",
             "videos"
@@ -181,11 +183,11 @@ async fn pruning_deletes_old_call_log_rows_and_keeps_snapshots() {
         ("DOUYIN_WATCH__API__SECRET".to_owned(), "s".to_owned()),
         (
             "DOUYIN_WATCH__RETENTION__FETCHES_DAYS".to_owned(),
-            "30".to_owned(),
+            "90".to_owned(),
         ),
         (
             "DOUYIN_WATCH__RETENTION__QUOTA_SAMPLES_DAYS".to_owned(),
-            "90".to_owned(),
+            "30".to_owned(),
         ),
     ]);
     let settings =
@@ -214,21 +216,24 @@ async fn pruning_deletes_old_call_log_rows_and_keeps_snapshots() {
             .await
             .expect("pass");
     }
-    // Age the first pass's rows by 60 days: past the fetch retention, within the quota one.
+    // The first pass's rows are past both retentions; the second pass's, 60 days old, are past
+    // the quota samples' only (a sample's time is its fetch's).
     let pool = SqlitePool::connect_with(options(&dir))
         .await
         .expect("connect");
-    sqlx::query("UPDATE fetches SET started_at = '2020-01-01T00:00:00.000Z' WHERE pass_id = 1")
-        .execute(&pool)
-        .await
-        .expect("age fetches");
     sqlx::query(
-        "UPDATE quota_samples SET observed_at = '2020-01-01T00:00:00.000Z' \
-         WHERE fetch_id IN (SELECT id FROM fetches WHERE pass_id = 2)",
+        "UPDATE fetches SET started_at = '2020-01-01T00:00:00.000Z', \
+         finished_at = '2020-01-01T00:00:01.000Z' WHERE pass_id = 1",
     )
     .execute(&pool)
     .await
-    .expect("age samples");
+    .expect("age pass 1");
+    let sixty_days_ago = douyin_watch::store::timestamp(Utc::now() - chrono::Days::new(60));
+    sqlx::query("UPDATE fetches SET started_at = ?1, finished_at = ?1 WHERE pass_id = 2")
+        .bind(&sixty_days_ago)
+        .execute(&pool)
+        .await
+        .expect("age pass 2");
     let (fetches_before, quota_before) = settings.retention.cutoffs(Utc::now());
     let pruned = store
         .prune(fetches_before, quota_before)
@@ -261,4 +266,351 @@ async fn pruning_deletes_old_call_log_rows_and_keeps_snapshots() {
         .await
         .expect("fk check");
     assert!(dangling.is_empty(), "{dangling:?}");
+}
+
+/// Records a successful fetch of `video` at `at` seeing `title`, with `api_info` as the answer's.
+async fn record_ok(
+    store: &Store,
+    video: &str,
+    at: chrono::DateTime<Utc>,
+    title: &str,
+    api_info: &str,
+) -> douyin_watch::store::StoredAttempt {
+    use douyin_watch::store::{AttemptRecord, QuotaInput, SnapshotInput, VideoStatus};
+    let content = douyin_watch::content::Content {
+        title: Some(title.to_owned()),
+        nick: Some("nick".to_owned()),
+        item_imgs: vec!["https://p3.douyinpic.com/a.jpg".to_owned()],
+        ..douyin_watch::content::Content::default()
+    };
+    let hash = content.hash();
+    let parsed = douyin_watch::api_info::ApiInfo::parse(api_info).ok();
+    store
+        .record_attempt(&AttemptRecord {
+            pass_id: None,
+            video_id: video,
+            started_at: at - chrono::Duration::milliseconds(250),
+            finished_at: at,
+            attempt: 1,
+            outcome: douyin_watch::attempt::Outcome::Ok,
+            http_status: Some(200),
+            error_code: Some("0000"),
+            error: None,
+            reason: None,
+            message: None,
+            charged: true,
+            request_id: Some("gw-1.63353a5926054"),
+            snapshot: Some(SnapshotInput {
+                content: &content,
+                content_hash: &hash,
+                raw: &format!("{{\"num_iid\":\"{video}\",\"title\":\"{title}\"}}"),
+            }),
+            quota: Some(QuotaInput {
+                api_info,
+                parsed: parsed.as_ref(),
+                server_time: Some("Beijing/2026-11-29 14:25:29"),
+            }),
+            video_status: VideoStatus::Ok,
+        })
+        .await
+        .expect("record")
+}
+
+/// Every row of `sql` (which selects one text per row) in order.
+async fn texts(pool: &SqlitePool, sql: &'static str) -> Vec<String> {
+    sqlx::query_scalar(sql)
+        .fetch_all(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// `latest_snapshots` as JSON rows, every column, by video.
+const LATEST_ROWS: &str = "SELECT json_object('id', id, 'video_id', video_id, 'version', version, \
+    'content_hash', content_hash, 'first_seen_at', first_seen_at, 'last_seen_at', last_seen_at, \
+    'seen_count', seen_count, 'title', title, 'nick', nick, 'item_imgs', item_imgs, 'raw', raw, \
+    'changed_fields', changed_fields) FROM latest_snapshots ORDER BY video_id";
+
+/// The newest version of every video, found the slow way (as `latest_snapshots` was first defined).
+const NEWEST_BY_GROUPING: &str = "SELECT json_object('id', id, 'video_id', video_id, \
+    'version', version, 'content_hash', content_hash, 'first_seen_at', first_seen_at, \
+    'last_seen_at', last_seen_at, 'seen_count', seen_count, 'title', title, 'nick', nick, \
+    'item_imgs', item_imgs, 'raw', raw, 'changed_fields', changed_fields) \
+    FROM snapshots AS s WHERE version = (SELECT MAX(version) FROM snapshots AS n \
+    WHERE n.video_id = s.video_id) ORDER BY video_id";
+
+/// `quota_samples` as JSON rows, every column but `id` and `observed_at` (see migration 0003),
+/// by fetch.
+const QUOTA_ROWS: &str = "SELECT json_object('fetch_id', fetch_id, 'quota_day', quota_day, \
+    'server_time', server_time, 'calls_today', calls_today, \
+    'calls_max', calls_max, 'calls_total', calls_total, 'calls_total_parts', calls_total_parts, \
+    'expires_on', expires_on, 'api_info', api_info) FROM quota_samples ORDER BY fetch_id";
+
+#[tokio::test]
+async fn quota_samples_give_back_every_api_info_as_sent_and_store_the_usual_ones_compactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(options(&dir)).await.expect("opens");
+    // (text, whether the view rebuilds it from the parsed figures, so the text is not stored)
+    let shapes = [
+        (
+            "today:39 max:10000 all[104=39+33+32];expires:2030-12-31",
+            true,
+        ),
+        ("today:0 max:10000", true),
+        ("today:5 max:100;expires:2031-01-01", true),
+        ("today:7 max:100 all[7=7]", true),
+        ("today: max:20000 all[=++];expires:2024-01-16", false),
+        ("max:10000 today:39", false),
+        ("today:39  max:10000", false),
+        (
+            "today:39 max:10000 all[104=39+33+32],expires:2030-12-31",
+            false,
+        ),
+        ("no quota here", false),
+        ("", false),
+    ];
+    let videos: Vec<String> = (0..shapes.len())
+        .map(|i| format!("73000000000000001{i:02}"))
+        .collect();
+    let watched: Vec<&str> = videos.iter().map(String::as_str).collect();
+    store
+        .add_videos(&ids(&watched), None, Utc::now())
+        .await
+        .expect("add");
+    // 2026-11-29 16:30 UTC is 00:30 on the 30th in Beijing.
+    let at: chrono::DateTime<Utc> = "2026-11-29T16:30:00.123Z".parse().expect("time");
+    let pool = SqlitePool::connect_with(options(&dir))
+        .await
+        .expect("connect");
+    for ((text, compact), video) in shapes.iter().zip(&videos) {
+        let fetch_id = record_ok(&store, video, at, "t", text).await.fetch_id;
+        let row = sqlx::query(
+            "SELECT s.api_info, s.observed_at, s.quota_day, s.server_time, s.id, \
+                    q.api_info IS NULL AS compact \
+             FROM quota_samples AS s JOIN quota_readings AS q ON q.fetch_id = s.fetch_id \
+             WHERE s.fetch_id = ?",
+        )
+        .bind(fetch_id)
+        .fetch_one(&pool)
+        .await
+        .expect("the sample");
+        assert_eq!(row.get::<String, _>("api_info"), *text);
+        assert_eq!(row.get::<bool, _>("compact"), *compact, "{text:?}");
+        assert_eq!(
+            row.get::<String, _>("observed_at"),
+            "2026-11-29T16:29:59.873Z",
+            "when the call started"
+        );
+        assert_eq!(row.get::<String, _>("quota_day"), "2026-11-30");
+        assert_eq!(
+            row.get::<String, _>("server_time"),
+            "Beijing/2026-11-29 14:25:29"
+        );
+        assert_eq!(row.get::<i64, _>("id"), fetch_id);
+    }
+    let (today, max) = store
+        .day_quota("2026-11-30".parse().expect("day"))
+        .await
+        .expect("day quota");
+    assert_eq!((today, max), (Some(39), Some(10000)), "the day's figures");
+    let (today, max) = store
+        .day_quota("2026-11-29".parse().expect("day"))
+        .await
+        .expect("day quota");
+    assert_eq!((today, max), (None, None), "no answer arrived that day");
+}
+
+#[tokio::test]
+async fn latest_snapshots_follow_every_write_to_snapshots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(options(&dir)).await.expect("opens");
+    let videos = [
+        "7300000000000000201",
+        "7300000000000000202",
+        "7300000000000000203",
+    ];
+    store
+        .add_videos(&ids(&videos), None, Utc::now())
+        .await
+        .expect("add");
+    let start: chrono::DateTime<Utc> = "2026-11-01T00:00:00Z".parse().expect("time");
+    let info = "today:1 max:100";
+    // Video 1 changes twice, video 2 is seen again unchanged, video 3 once.
+    let script = [
+        (0, "a1"),
+        (1, "b1"),
+        (2, "c1"),
+        (0, "a2"),
+        (1, "b1"),
+        (1, "b1"),
+        (0, "a3"),
+    ];
+    for (step, (video, title)) in script.iter().enumerate() {
+        let at = start + chrono::Duration::minutes(step as i64);
+        record_ok(&store, videos[*video], at, title, info).await;
+    }
+    let pool = SqlitePool::connect_with(options(&dir))
+        .await
+        .expect("connect");
+    let latest = texts(&pool, LATEST_ROWS).await;
+    assert_eq!(latest, texts(&pool, NEWEST_BY_GROUPING).await);
+    let titles = texts(
+        &pool,
+        "SELECT video_id || ' v' || version || ' ' || title || ' x' || seen_count \
+         FROM latest_snapshots ORDER BY video_id",
+    )
+    .await;
+    assert_eq!(
+        titles,
+        [
+            "7300000000000000201 v3 a3 x1",
+            "7300000000000000202 v1 b1 x3",
+            "7300000000000000203 v1 c1 x1"
+        ]
+    );
+    // Hand edits through SQL are followed too: a fix of the newest version, and a deletion.
+    sqlx::query("UPDATE snapshots SET title = 'fixed' WHERE video_id = ?1 AND version = 3")
+        .bind(videos[0])
+        .execute(&pool)
+        .await
+        .expect("update");
+    sqlx::query("UPDATE fetches SET snapshot_id = NULL WHERE video_id IN (?1, ?2)")
+        .bind(videos[1])
+        .bind(videos[2])
+        .execute(&pool)
+        .await
+        .expect("unlink");
+    sqlx::query("DELETE FROM snapshots WHERE video_id IN (?1, ?2)")
+        .bind(videos[1])
+        .bind(videos[2])
+        .execute(&pool)
+        .await
+        .expect("delete");
+    assert_eq!(
+        texts(&pool, LATEST_ROWS).await,
+        texts(&pool, NEWEST_BY_GROUPING).await
+    );
+    assert_eq!(
+        texts(
+            &pool,
+            "SELECT video_id || ' v' || version || ' ' || title FROM latest_snapshots"
+        )
+        .await,
+        ["7300000000000000201 v3 fixed"]
+    );
+    // Without its newest version, a video's previous one is its latest again.
+    sqlx::query(
+        "UPDATE fetches SET snapshot_id = NULL WHERE snapshot_id IN \
+         (SELECT id FROM snapshots WHERE video_id = ?1 AND version = 3)",
+    )
+    .bind(videos[0])
+    .execute(&pool)
+    .await
+    .expect("unlink");
+    sqlx::query("DELETE FROM snapshots WHERE video_id = ?1 AND version = 3")
+        .bind(videos[0])
+        .execute(&pool)
+        .await
+        .expect("delete");
+    assert_eq!(
+        texts(&pool, LATEST_ROWS).await,
+        texts(&pool, NEWEST_BY_GROUPING).await
+    );
+    assert_eq!(
+        texts(
+            &pool,
+            "SELECT video_id || ' v' || version || ' ' || title FROM latest_snapshots"
+        )
+        .await,
+        ["7300000000000000201 v2 a2"]
+    );
+}
+
+#[tokio::test]
+async fn a_database_from_before_the_compact_tables_upgrades_with_every_row_intact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("nested/folder")).expect("folder");
+    // The schema as douyin-watch shipped it before migration 0003, by its own migrator.
+    let shipped = tempfile::tempdir().expect("tempdir");
+    for name in [
+        "0001_initial.sql",
+        "0002_latest_snapshots_and_failure_index.sql",
+    ] {
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(name),
+            shipped.path().join(name),
+        )
+        .expect("copy migration");
+    }
+    let pool = SqlitePool::connect_with(options(&dir).create_if_missing(true))
+        .await
+        .expect("connect");
+    sqlx::migrate::Migrator::new(shipped.path())
+        .await
+        .expect("migrations")
+        .run(&pool)
+        .await
+        .expect("migrate to 0002");
+    // Rows as the old writer stored them: two versions of one video, one of another, a sample
+    // per fetch (one with an api_info the view cannot rebuild), sample ids unlike fetch ids.
+    sqlx::raw_sql(
+        "INSERT INTO videos (video_id, added_at) VALUES \
+           ('7300000000000000301', '2026-11-01T00:00:00.000Z'), \
+           ('7300000000000000302', '2026-11-01T00:00:00.000Z'), \
+           ('7300000000000000303', '2026-11-01T00:00:00.000Z'); \
+         INSERT INTO snapshots (id, video_id, version, content_hash, first_seen_at, last_seen_at, \
+           seen_count, title, item_imgs, raw, changed_fields) VALUES \
+           (1, '7300000000000000301', 1, 'h1', '2026-11-01T01:00:00.000Z', '2026-11-01T01:00:00.000Z', 1, 'one', '[]', '{\"a\":1}', '[]'), \
+           (2, '7300000000000000302', 1, 'h2', '2026-11-01T01:00:01.000Z', '2026-11-01T02:00:01.000Z', 2, 'two', '[]', '{\"b\":1}', '[]'), \
+           (3, '7300000000000000301', 2, 'h3', '2026-11-01T02:00:00.000Z', '2026-11-01T02:00:00.000Z', 1, 'one again', '[]', '{\"a\":2}', '[\"title\"]'); \
+         INSERT INTO fetches (id, video_id, started_at, finished_at, attempt, outcome, error_code, charged, snapshot_id) VALUES \
+           (10, '7300000000000000301', '2026-11-01T00:59:59.900Z', '2026-11-01T01:00:00.000Z', 1, 'ok', '0000', 1, 1), \
+           (11, '7300000000000000302', '2026-11-01T01:00:00.900Z', '2026-11-01T01:00:01.000Z', 1, 'ok', '0000', 1, 2), \
+           (12, '7300000000000000302', '2026-11-01T02:00:00.900Z', '2026-11-01T02:00:01.000Z', 1, 'ok', '0000', 1, 2), \
+           (13, '7300000000000000301', '2026-11-01T01:59:59.900Z', '2026-11-01T02:00:00.000Z', 1, 'ok', '0000', 1, 3), \
+           (14, '7300000000000000303', '2026-11-01T16:00:00.000Z', '2026-11-01T16:00:00.500Z', 1, 'api_error', '5000', 0, NULL); \
+         INSERT INTO quota_samples (id, fetch_id, observed_at, quota_day, server_time, calls_today, \
+           calls_max, calls_total, calls_total_parts, expires_on, api_info) VALUES \
+           (1, 10, '2026-11-01T01:00:00.000Z', '2026-11-01', 'Beijing/2026-11-01 09:00:00', 1, 10000, 5, '[1,2,2]', '2030-12-31', 'today:1 max:10000 all[5=1+2+2];expires:2030-12-31'), \
+           (2, 11, '2026-11-01T01:00:01.000Z', '2026-11-01', NULL, 2, 10000, NULL, NULL, NULL, 'today:2 max:10000'), \
+           (3, 12, '2026-11-01T02:00:01.000Z', '2026-11-01', NULL, 3, 10000, NULL, NULL, NULL, 'max:10000 today:3'), \
+           (4, 13, '2026-11-01T02:00:00.000Z', '2026-11-01', NULL, NULL, NULL, NULL, NULL, NULL, 'garbled'), \
+           (5, 14, '2026-11-01T16:00:00.500Z', '2026-11-02', NULL, 0, 10000, NULL, NULL, NULL, 'today:0 max:10000');",
+    )
+    .execute(&pool)
+    .await
+    .expect("old rows");
+    let quota_before = texts(&pool, QUOTA_ROWS).await;
+    let latest_before = texts(&pool, LATEST_ROWS).await;
+    pool.close().await;
+
+    let store = Store::open(options(&dir)).await.expect("upgrades");
+    assert_eq!(store.integrity_check().await.expect("check"), "ok");
+    store.close().await;
+    let pool = SqlitePool::connect_with(options(&dir))
+        .await
+        .expect("connect");
+    assert_eq!(texts(&pool, QUOTA_ROWS).await, quota_before);
+    assert_eq!(
+        texts(
+            &pool,
+            "SELECT s.observed_at FROM quota_samples AS s \
+             JOIN fetches AS f ON f.id = s.fetch_id AND f.started_at = s.observed_at"
+        )
+        .await
+        .len(),
+        5,
+        "a sample's time is its call's start"
+    );
+    assert_eq!(texts(&pool, LATEST_ROWS).await, latest_before);
+    assert_eq!(
+        texts(
+            &pool,
+            "SELECT fetch_id || ':' || COALESCE(api_info, '-') FROM quota_readings ORDER BY fetch_id"
+        )
+        .await,
+        ["10:-", "11:-", "12:max:10000 today:3", "13:garbled", "14:-"],
+        "only the texts the view cannot rebuild are kept"
+    );
 }

@@ -28,7 +28,7 @@ use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard, oneshot};
 use crate::api_info::ApiInfo;
 use crate::attempt::Outcome;
 use crate::content::{Content, FIELD_NAMES};
-use crate::quota::quota_day;
+use crate::quota::{quota_day, quota_day_bounds};
 use crate::video_id::VideoId;
 
 /// Longest `api_info` text stored; real ones are ~60 characters, a hostile one could be megabytes.
@@ -808,13 +808,17 @@ impl Store {
         &self,
         day: NaiveDate,
     ) -> Result<(Option<u64>, Option<u64>), StoreError> {
+        // By `observed_at` (indexed through its fetch) rather than `quota_day` (computed).
+        let (start, end) = quota_day_bounds(day);
         let row = sqlx::query(
             "SELECT MAX(calls_today) AS today, \
-                    (SELECT calls_max FROM quota_samples WHERE quota_day = ?1 AND calls_max IS NOT NULL \
+                    (SELECT calls_max FROM quota_samples \
+                     WHERE observed_at >= ?1 AND observed_at < ?2 AND calls_max IS NOT NULL \
                      ORDER BY id DESC LIMIT 1) AS max \
-             FROM quota_samples WHERE quota_day = ?1",
+             FROM quota_samples WHERE observed_at >= ?1 AND observed_at < ?2",
         )
-        .bind(day.to_string())
+        .bind(timestamp(start))
+        .bind(timestamp(end))
         .fetch_one(&self.reader)
         .await
         .map_err(step("reading the quota"))?;
@@ -963,7 +967,7 @@ impl Store {
         if let Some(before) = quota_samples_before {
             pruned.quota_samples += self
                 .delete_in_batches(
-                    "DELETE FROM quota_samples WHERE id IN \
+                    "DELETE FROM quota_readings WHERE fetch_id IN \
                      (SELECT id FROM quota_samples WHERE observed_at < ? LIMIT 2000)",
                     &timestamp(before),
                 )
@@ -972,9 +976,9 @@ impl Store {
         if let Some(before) = fetches_before {
             pruned.quota_samples += self
                 .delete_in_batches(
-                    "DELETE FROM quota_samples WHERE id IN \
-                     (SELECT q.id FROM quota_samples AS q JOIN fetches AS f ON f.id = q.fetch_id \
-                      WHERE f.started_at < ? LIMIT 2000)",
+                    "DELETE FROM quota_readings WHERE fetch_id IN \
+                     (SELECT q.fetch_id FROM quota_readings AS q JOIN fetches AS f \
+                      ON f.id = q.fetch_id WHERE f.started_at < ? LIMIT 2000)",
                     &timestamp(before),
                 )
                 .await?;
@@ -1241,7 +1245,6 @@ struct SnapshotRow {
 }
 
 struct QuotaRow {
-    quota_day: String,
     server_time: Option<String>,
     calls_today: Option<i64>,
     calls_max: Option<i64>,
@@ -1304,7 +1307,6 @@ impl AttemptRow {
             quota: record.quota.as_ref().map(|quota| {
                 let parsed = quota.parsed;
                 QuotaRow {
-                    quota_day: quota_day(record.finished_at).to_string(),
                     server_time: owned(quota.server_time),
                     calls_today: parsed.and_then(|p| count(p.today)),
                     calls_max: parsed.and_then(|p| count(p.max)),
@@ -1350,7 +1352,6 @@ impl AttemptRow {
         match &self.quota {
             Some(quota) => query
                 .bind(true)
-                .bind(quota.quota_day.clone())
                 .bind(quota.server_time.clone())
                 .bind(quota.calls_today)
                 .bind(quota.calls_max)
@@ -1358,7 +1359,7 @@ impl AttemptRow {
                 .bind(quota.calls_total_parts.clone())
                 .bind(quota.expires_on.clone())
                 .bind(quota.api_info.clone()),
-            None => (0..9).fold(query, |q, _| q.bind(None::<String>)),
+            None => (0..8).fold(query, |q, _| q.bind(None::<String>)),
         }
     }
 
@@ -1379,13 +1380,13 @@ CREATE TEMP TABLE IF NOT EXISTS attempt_batch (
     video_status TEXT, content_hash TEXT, title TEXT, nick TEXT, signature TEXT, detail_url TEXT,
     item_type TEXT, author_uid TEXT, short_id TEXT, video_url TEXT, video_url_raw TEXT,
     cover_url TEXT, music_title TEXT, music_nick TEXT, music_url TEXT, music_cover_url TEXT,
-    item_imgs TEXT, raw TEXT, has_quota INTEGER, quota_day TEXT, server_time TEXT,
+    item_imgs TEXT, raw TEXT, has_quota INTEGER, server_time TEXT,
     calls_today INTEGER, calls_max INTEGER, calls_total INTEGER, calls_total_parts TEXT,
     expires_on TEXT, api_info TEXT, latest_id INTEGER, fetch_id INTEGER
 )";
 
 /// The columns of `temp.attempt_batch` given by each attempt (see [`AttemptRow::bind`]).
-const BATCH_COLUMNS: [&str; 41] = [
+const BATCH_COLUMNS: [&str; 40] = [
     "pass_id",
     "video_id",
     "started_at",
@@ -1419,7 +1420,6 @@ const BATCH_COLUMNS: [&str; 41] = [
     "item_imgs",
     "raw",
     "has_quota",
-    "quota_day",
     "server_time",
     "calls_today",
     "calls_max",
@@ -1431,7 +1431,8 @@ const BATCH_COLUMNS: [&str; 41] = [
 
 /// The statements that store a group once it is in `temp.attempt_batch`: a snapshot seen again
 /// moves its `last_seen_at`, new content becomes a version (with the fields that differ from the
-/// latest), then the fetch rows (ids in the group's order), the quota samples and the videos'
+/// latest), then the fetch rows (ids in the group's order), the quota readings (keeping the
+/// `api_info` text only where the `quota_samples` view would not rebuild it exactly) and the videos'
 /// status. The `SELECT` answers one row per attempt, in order.
 static STORE_BATCH_SQL: LazyLock<String> = LazyLock::new(|| {
     let columns = FIELD_NAMES.join(", ");
@@ -1463,10 +1464,13 @@ INSERT INTO fetches (id, pass_id, video_id, started_at, finished_at, attempt, ou
   CASE WHEN content_hash IS NULL THEN NULL ELSE (SELECT id FROM snapshots AS s \
     WHERE s.video_id = b.video_id ORDER BY s.version DESC LIMIT 1) END \
   FROM temp.attempt_batch AS b ORDER BY seq;
-INSERT INTO quota_samples (fetch_id, observed_at, quota_day, server_time, calls_today, calls_max, \
-  calls_total, calls_total_parts, expires_on, api_info) \
-  SELECT fetch_id, finished_at, quota_day, server_time, calls_today, calls_max, calls_total, \
-  calls_total_parts, expires_on, api_info FROM temp.attempt_batch WHERE has_quota ORDER BY seq;
+INSERT INTO quota_readings (fetch_id, server_time, calls_today, calls_max, calls_total, \
+  calls_total_parts, expires_on) \
+  SELECT fetch_id, server_time, calls_today, calls_max, calls_total, calls_total_parts, \
+  expires_on FROM temp.attempt_batch WHERE has_quota ORDER BY seq;
+UPDATE quota_readings SET api_info = b.api_info FROM temp.attempt_batch AS b \
+  WHERE quota_readings.fetch_id = b.fetch_id AND b.has_quota \
+  AND b.api_info IS NOT (SELECT v.api_info FROM quota_samples AS v WHERE v.id = b.fetch_id);
 UPDATE videos SET \
   status_changed_at = CASE WHEN status = 'ok' THEN status_changed_at ELSE b.finished_at END, \
   status = 'ok', last_fetched_at = b.finished_at, last_ok_at = b.finished_at, \
