@@ -858,12 +858,14 @@ impl Store {
         Ok(())
     }
 
-    /// Account-error pauses recorded since the last successful fetch (for their backoff).
+    /// Account-error pauses recorded since the last successful fetch (for their backoff). The
+    /// newest fetch is found from the end of `fetches`, not by reading all of it.
     pub async fn account_pauses_since_last_success(&self) -> Result<u32, StoreError> {
         let mut writer = self.writer().await.map_err(step("reading pauses"))?;
         let count: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM pauses WHERE cause = 'account_error' AND created_at > \
-             COALESCE((SELECT MAX(finished_at) FROM fetches WHERE outcome = 'ok'), '')",
+             COALESCE((SELECT finished_at FROM fetches WHERE outcome = 'ok' \
+                       ORDER BY id DESC LIMIT 1), '')",
         )
         .fetch_one(&mut *writer)
         .await
