@@ -43,36 +43,49 @@ WHEN NEW.version >= COALESCE((SELECT version FROM latest_snapshot_rows
                               WHERE video_id = NEW.video_id), 0)
 BEGIN
     INSERT OR REPLACE INTO latest_snapshot_rows
-    SELECT id, video_id, version, content_hash, first_seen_at, last_seen_at, seen_count, title,
-           nick, signature, detail_url, item_type, author_uid, short_id, video_url, video_url_raw,
-           cover_url, music_title, music_nick, music_url, music_cover_url, item_imgs,
-           changed_fields
-    FROM snapshots WHERE id = NEW.id;
+    VALUES (NEW.id, NEW.video_id, NEW.version, NEW.content_hash, NEW.first_seen_at,
+            NEW.last_seen_at, NEW.seen_count, NEW.title, NEW.nick, NEW.signature, NEW.detail_url,
+            NEW.item_type, NEW.author_uid, NEW.short_id, NEW.video_url, NEW.video_url_raw,
+            NEW.cover_url, NEW.music_title, NEW.music_nick, NEW.music_url, NEW.music_cover_url,
+            NEW.item_imgs, NEW.changed_fields);
 END;
 
 -- A fetch that sees the newest version again moves its last_seen_at and seen_count.
-CREATE TRIGGER latest_snapshot_rows_on_update AFTER UPDATE ON snapshots
+CREATE TRIGGER latest_snapshot_rows_on_seen AFTER UPDATE OF last_seen_at, seen_count ON snapshots
 BEGIN
-    INSERT OR REPLACE INTO latest_snapshot_rows
-    SELECT id, video_id, version, content_hash, first_seen_at, last_seen_at, seen_count, title,
-           nick, signature, detail_url, item_type, author_uid, short_id, video_url, video_url_raw,
-           cover_url, music_title, music_nick, music_url, music_cover_url, item_imgs,
-           changed_fields
-    FROM snapshots WHERE id = NEW.id
-    AND id = (SELECT id FROM latest_snapshot_rows WHERE video_id = NEW.video_id);
+    UPDATE latest_snapshot_rows SET last_seen_at = NEW.last_seen_at, seen_count = NEW.seen_count
+    WHERE id = NEW.id;
 END;
 
--- douyin-watch never deletes snapshots; if someone does, the previous version becomes the newest.
-CREATE TRIGGER latest_snapshot_rows_on_delete AFTER DELETE ON snapshots
-WHEN OLD.id = (SELECT id FROM latest_snapshot_rows WHERE video_id = OLD.video_id)
+-- douyin-watch never changes a version's content nor deletes one; if someone does, the copy is
+-- made again from the newest version of each video concerned.
+CREATE TRIGGER latest_snapshot_rows_on_edit AFTER UPDATE OF id, video_id, version, content_hash,
+    first_seen_at, title, nick, signature, detail_url, item_type, author_uid, short_id, video_url,
+    video_url_raw, cover_url, music_title, music_nick, music_url, music_cover_url, item_imgs,
+    changed_fields ON snapshots
 BEGIN
-    DELETE FROM latest_snapshot_rows WHERE id = OLD.id;
+    DELETE FROM latest_snapshot_rows WHERE video_id IN (OLD.video_id, NEW.video_id);
     INSERT INTO latest_snapshot_rows
     SELECT id, video_id, version, content_hash, first_seen_at, last_seen_at, seen_count, title,
            nick, signature, detail_url, item_type, author_uid, short_id, video_url, video_url_raw,
            cover_url, music_title, music_nick, music_url, music_cover_url, item_imgs,
            changed_fields
-    FROM snapshots WHERE video_id = OLD.video_id ORDER BY version DESC LIMIT 1;
+    FROM snapshots AS s
+    WHERE s.video_id IN (OLD.video_id, NEW.video_id)
+      AND s.version = (SELECT MAX(version) FROM snapshots AS n WHERE n.video_id = s.video_id);
+END;
+
+CREATE TRIGGER latest_snapshot_rows_on_delete AFTER DELETE ON snapshots
+BEGIN
+    DELETE FROM latest_snapshot_rows WHERE video_id = OLD.video_id;
+    INSERT INTO latest_snapshot_rows
+    SELECT id, video_id, version, content_hash, first_seen_at, last_seen_at, seen_count, title,
+           nick, signature, detail_url, item_type, author_uid, short_id, video_url, video_url_raw,
+           cover_url, music_title, music_nick, music_url, music_cover_url, item_imgs,
+           changed_fields
+    FROM snapshots AS s
+    WHERE s.video_id = OLD.video_id
+      AND s.version = (SELECT MAX(version) FROM snapshots AS n WHERE n.video_id = s.video_id);
 END;
 
 -- The newest version of every video that has one.

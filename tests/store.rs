@@ -523,6 +523,24 @@ async fn latest_snapshots_follow_every_write_to_snapshots() {
         .await,
         ["7300000000000000201 v2 a2"]
     );
+    // An older version renumbered past the newest becomes the latest.
+    sqlx::query("UPDATE snapshots SET version = 9 WHERE video_id = ?1 AND version = 1")
+        .bind(videos[0])
+        .execute(&pool)
+        .await
+        .expect("renumber");
+    assert_eq!(
+        texts(&pool, LATEST_ROWS).await,
+        texts(&pool, NEWEST_BY_GROUPING).await
+    );
+    assert_eq!(
+        texts(
+            &pool,
+            "SELECT video_id || ' v' || version || ' ' || title FROM latest_snapshots"
+        )
+        .await,
+        ["7300000000000000201 v9 a1"]
+    );
 }
 
 #[tokio::test]
