@@ -38,7 +38,7 @@ async fn opening_creates_the_folder_the_file_and_the_schema_users_query() {
             "failures",
             "failures_by_code",
             "fetches",
-            "latest_snapshot_rows",
+            "latest_snapshot_summaries",
             "latest_snapshots",
             "passes",
             "pauses",
