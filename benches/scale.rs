@@ -356,12 +356,16 @@ async fn time_queries(db: &Path, videos: usize, runs: usize) -> Vec<(&'static st
             "calls per Beijing day, fetches (README)",
             "SELECT date(started_at, '+8 hours') AS beijing_day, COUNT(*) AS calls, \
                     SUM(charged) AS charged \
-             FROM fetches GROUP BY 1 ORDER BY 1 DESC",
+             FROM fetches \
+             WHERE started_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-14 days') \
+             GROUP BY 1 ORDER BY 1 DESC",
         ),
         (
             "calls per Beijing day, quota_samples (README)",
             "SELECT quota_day, MAX(calls_today) AS used, MAX(calls_max) AS max \
-             FROM quota_samples GROUP BY quota_day ORDER BY quota_day DESC LIMIT 14",
+             FROM quota_samples \
+             WHERE observed_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-14 days') \
+             GROUP BY quota_day ORDER BY quota_day DESC",
         ),
         (
             "failures_by_code (all time)",

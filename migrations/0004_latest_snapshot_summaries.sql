@@ -74,12 +74,34 @@ BEGIN
       AND s.version = (SELECT MAX(version) FROM snapshots AS n WHERE n.video_id = s.video_id);
 END;
 
--- The newest version of every video that has one.
+-- The newest version of every video that has one. The long columns are subqueries rather than a
+-- join: SQLite evaluates each only when a query uses it, where it keeps a LEFT JOIN for
+-- aggregates (`SELECT COUNT(*) ... WHERE title LIKE ...` would read every newest row again).
 DROP VIEW latest_snapshots;
 CREATE VIEW latest_snapshots AS
-SELECT l.id, l.video_id, l.version, s.content_hash, l.first_seen_at, l.last_seen_at,
-       l.seen_count, l.title, l.nick, s.signature, s.detail_url, l.item_type, l.author_uid,
-       l.short_id, s.video_url, s.video_url_raw, s.cover_url, l.music_title, l.music_nick,
-       s.music_url, s.music_cover_url, s.item_imgs, s.raw, l.changed_fields
-FROM latest_snapshot_summaries AS l
-LEFT JOIN snapshots AS s ON s.id = l.id;
+SELECT
+       l.id,
+       l.video_id,
+       l.version,
+       (SELECT s.content_hash FROM snapshots AS s WHERE s.id = l.id) AS content_hash,
+       l.first_seen_at,
+       l.last_seen_at,
+       l.seen_count,
+       l.title,
+       l.nick,
+       (SELECT s.signature FROM snapshots AS s WHERE s.id = l.id) AS signature,
+       (SELECT s.detail_url FROM snapshots AS s WHERE s.id = l.id) AS detail_url,
+       l.item_type,
+       l.author_uid,
+       l.short_id,
+       (SELECT s.video_url FROM snapshots AS s WHERE s.id = l.id) AS video_url,
+       (SELECT s.video_url_raw FROM snapshots AS s WHERE s.id = l.id) AS video_url_raw,
+       (SELECT s.cover_url FROM snapshots AS s WHERE s.id = l.id) AS cover_url,
+       l.music_title,
+       l.music_nick,
+       (SELECT s.music_url FROM snapshots AS s WHERE s.id = l.id) AS music_url,
+       (SELECT s.music_cover_url FROM snapshots AS s WHERE s.id = l.id) AS music_cover_url,
+       (SELECT s.item_imgs FROM snapshots AS s WHERE s.id = l.id) AS item_imgs,
+       (SELECT s.raw FROM snapshots AS s WHERE s.id = l.id) AS raw,
+       l.changed_fields
+FROM latest_snapshot_summaries AS l;
