@@ -26,14 +26,15 @@ use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
 const USAGE: &str = "\
 scale benchmark: queries over a large generated database, and a fetch pass over all of it
 
-cargo bench --bench scale -- [--videos N] [--versions V] [--runs R] [--no-pass] [--dir DIR]
+cargo bench --bench scale -- [--videos N] [--versions V] [--runs R] [--no-pass] [--dir DIR] [--reuse]
 
   --videos N          watched videos (default 100000)
   --versions V        versions per video, and days of fetch history (default 20)
   --runs R            runs of each query; medians are reported (default 5)
   --no-pass           skip the fetch pass over every video
   --pass-concurrency  api.concurrency and the simulator's cap for the pass (default 64)
-  --dir DIR           build the database in DIR (kept) instead of a temporary folder";
+  --dir DIR           build the database in DIR (kept) instead of a temporary folder
+  --reuse             with --dir: time the queries on the database an earlier run left there";
 
 const FIXTURE: &str = include_str!("../tests/fixtures/item_get_video.ok.json");
 const FIXTURE_ID: &str = "7118694749548072205";
@@ -47,13 +48,14 @@ fn main() {
     common::run_as_wrapper_if_asked();
     let flags = common::Flags::parse(
         &["videos", "versions", "runs", "pass-concurrency", "dir"],
-        &["no-pass"],
+        &["no-pass", "reuse"],
         USAGE,
     );
     let videos: usize = flags.get("videos", 100_000);
     let versions: usize = flags.get("versions", 20);
     let runs: usize = flags.get("runs", 5);
     let no_pass: bool = flags.get("no-pass", false);
+    let reuse: bool = flags.get("reuse", false);
     let concurrency: usize = flags.get("pass-concurrency", 64);
     let dir_flag: String = flags.get("dir", String::new());
     assert!(videos > 0 && versions > 0 && runs > 0, "{USAGE}");
@@ -70,9 +72,12 @@ fn main() {
         PathBuf::from(&dir_flag)
     };
     let db = dir.join("scale.db");
-    let _ = std::fs::remove_file(&db);
-    let _ = std::fs::remove_file(dir.join("scale.db-wal"));
-    let _ = std::fs::remove_file(dir.join("scale.db-shm"));
+    let reuse = reuse && !dir_flag.is_empty() && db.exists();
+    if !reuse {
+        let _ = std::fs::remove_file(&db);
+        let _ = std::fs::remove_file(dir.join("scale.db-wal"));
+        let _ = std::fs::remove_file(dir.join("scale.db-shm"));
+    }
 
     println!(
         "scale: {videos} videos × {versions} versions, {runs} runs per query; {}",
@@ -80,9 +85,12 @@ fn main() {
     );
     let rt = common::runtime();
     let started = Instant::now();
-    rt.block_on(generate(&db, videos, versions));
+    if !reuse {
+        rt.block_on(generate(&db, videos, versions));
+    }
     println!(
-        "generated in {:.1} s: {:.0} MiB ({})",
+        "{} in {:.1} s: {:.0} MiB ({})",
+        if reuse { "reused" } else { "generated" },
         started.elapsed().as_secs_f64(),
         common::database_bytes(&db) as f64 / (1024.0 * 1024.0),
         db.display()
@@ -282,11 +290,13 @@ async fn julian_day(conn: &mut SqliteConnection) -> f64 {
         .expect("julianday")
 }
 
-/// Times each query `runs` times on a read-only connection; the median per query in ms.
+/// Times each query `runs` times on a read-only connection like the store's readers; the median
+/// per query in ms.
 async fn time_queries(db: &Path, videos: usize, runs: usize) -> Vec<(&'static str, f64)> {
     let mut conn = SqliteConnectOptions::new()
         .filename(db)
         .read_only(true)
+        .row_buffer_size(douyin_watch::store::READER_ROW_BUFFER)
         .connect()
         .await
         .expect("open read-only");

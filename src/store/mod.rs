@@ -37,6 +37,10 @@ const MAX_STORED_API_INFO_CHARS: usize = 1024;
 /// The page cache of each reader connection: a negative `cache_size` is in KiB.
 const READER_CACHE_KIB: i64 = -512;
 
+/// Rows a reader's SQLite thread may hand over ahead of the caller (sqlx's default is 50): reports
+/// reading many rows then wait on the channel less (100,000 rows: 240 ms → 165 ms).
+pub const READER_ROW_BUFFER: usize = 256;
+
 /// How long a statement waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -477,6 +481,7 @@ impl Store {
             .connect_with(
                 options
                     .read_only(true)
+                    .row_buffer_size(READER_ROW_BUFFER)
                     .pragma("cache_size", READER_CACHE_KIB.to_string()),
             )
             .await
