@@ -338,6 +338,20 @@ const NEWEST_BY_GROUPING: &str = "SELECT json_object('id', id, 'video_id', video
     FROM snapshots AS s WHERE version = (SELECT MAX(version) FROM snapshots AS n \
     WHERE n.video_id = s.video_id) ORDER BY video_id";
 
+/// `latest_snapshots` once checked against [`NEWEST_BY_GROUPING`], as "video vN title xSEEN".
+async fn checked_latest(pool: &SqlitePool) -> Vec<String> {
+    assert_eq!(
+        texts(pool, LATEST_ROWS).await,
+        texts(pool, NEWEST_BY_GROUPING).await
+    );
+    texts(
+        pool,
+        "SELECT video_id || ' v' || version || ' ' || title || ' x' || seen_count \
+         FROM latest_snapshots ORDER BY video_id",
+    )
+    .await
+}
+
 /// `quota_samples` as JSON rows, every column but `id` and `observed_at` (see migration 0003),
 /// by fetch.
 const QUOTA_ROWS: &str = "SELECT json_object('fetch_id', fetch_id, 'quota_day', quota_day, \
@@ -451,96 +465,52 @@ async fn latest_snapshots_follow_every_write_to_snapshots() {
     let pool = SqlitePool::connect_with(options(&dir))
         .await
         .expect("connect");
-    let latest = texts(&pool, LATEST_ROWS).await;
-    assert_eq!(latest, texts(&pool, NEWEST_BY_GROUPING).await);
-    let titles = texts(
-        &pool,
-        "SELECT video_id || ' v' || version || ' ' || title || ' x' || seen_count \
-         FROM latest_snapshots ORDER BY video_id",
-    )
-    .await;
     assert_eq!(
-        titles,
+        checked_latest(&pool).await,
         [
             "7300000000000000201 v3 a3 x1",
             "7300000000000000202 v1 b1 x3",
             "7300000000000000203 v1 c1 x1"
         ]
     );
-    // Hand edits through SQL are followed too: a fix of the newest version, and a deletion.
-    sqlx::query("UPDATE snapshots SET title = 'fixed' WHERE video_id = ?1 AND version = 3")
-        .bind(videos[0])
-        .execute(&pool)
-        .await
-        .expect("update");
-    sqlx::query("UPDATE fetches SET snapshot_id = NULL WHERE video_id IN (?1, ?2)")
-        .bind(videos[1])
-        .bind(videos[2])
-        .execute(&pool)
-        .await
-        .expect("unlink");
-    sqlx::query("DELETE FROM snapshots WHERE video_id IN (?1, ?2)")
-        .bind(videos[1])
-        .bind(videos[2])
-        .execute(&pool)
-        .await
-        .expect("delete");
-    assert_eq!(
-        texts(&pool, LATEST_ROWS).await,
-        texts(&pool, NEWEST_BY_GROUPING).await
-    );
-    assert_eq!(
-        texts(
-            &pool,
-            "SELECT video_id || ' v' || version || ' ' || title FROM latest_snapshots"
-        )
-        .await,
-        ["7300000000000000201 v3 fixed"]
-    );
-    // Without its newest version, a video's previous one is its latest again.
-    sqlx::query(
-        "UPDATE fetches SET snapshot_id = NULL WHERE snapshot_id IN \
-         (SELECT id FROM snapshots WHERE video_id = ?1 AND version = 3)",
-    )
-    .bind(videos[0])
-    .execute(&pool)
-    .await
-    .expect("unlink");
-    sqlx::query("DELETE FROM snapshots WHERE video_id = ?1 AND version = 3")
-        .bind(videos[0])
-        .execute(&pool)
-        .await
-        .expect("delete");
-    assert_eq!(
-        texts(&pool, LATEST_ROWS).await,
-        texts(&pool, NEWEST_BY_GROUPING).await
-    );
-    assert_eq!(
-        texts(
-            &pool,
-            "SELECT video_id || ' v' || version || ' ' || title FROM latest_snapshots"
-        )
-        .await,
-        ["7300000000000000201 v2 a2"]
-    );
-    // An older version renumbered past the newest becomes the latest.
-    sqlx::query("UPDATE snapshots SET version = 9 WHERE video_id = ?1 AND version = 1")
-        .bind(videos[0])
-        .execute(&pool)
-        .await
-        .expect("renumber");
-    assert_eq!(
-        texts(&pool, LATEST_ROWS).await,
-        texts(&pool, NEWEST_BY_GROUPING).await
-    );
-    assert_eq!(
-        texts(
-            &pool,
-            "SELECT video_id || ' v' || version || ' ' || title FROM latest_snapshots"
-        )
-        .await,
-        ["7300000000000000201 v9 a1"]
-    );
+    // Hand edits through SQL are followed too: a fix of the newest version, deletions (of every
+    // version of videos 2 and 3, then of video 1's newest), a renumbering past the newest.
+    let edits = [
+        (
+            "UPDATE snapshots SET title = 'fixed' \
+             WHERE video_id = '7300000000000000201' AND version = 3",
+            &[
+                "7300000000000000201 v3 fixed x1",
+                "7300000000000000202 v1 b1 x3",
+                "7300000000000000203 v1 c1 x1",
+            ][..],
+        ),
+        (
+            "UPDATE fetches SET snapshot_id = NULL \
+             WHERE video_id IN ('7300000000000000202', '7300000000000000203'); \
+             DELETE FROM snapshots \
+             WHERE video_id IN ('7300000000000000202', '7300000000000000203')",
+            &["7300000000000000201 v3 fixed x1"],
+        ),
+        (
+            "UPDATE fetches SET snapshot_id = NULL WHERE snapshot_id IN (SELECT id FROM snapshots \
+             WHERE video_id = '7300000000000000201' AND version = 3); \
+             DELETE FROM snapshots WHERE video_id = '7300000000000000201' AND version = 3",
+            &["7300000000000000201 v2 a2 x1"],
+        ),
+        (
+            "UPDATE snapshots SET version = 9 \
+             WHERE video_id = '7300000000000000201' AND version = 1",
+            &["7300000000000000201 v9 a1 x1"],
+        ),
+    ];
+    for (sql, latest) in edits {
+        sqlx::raw_sql(sql)
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(checked_latest(&pool).await, latest, "after {sql}");
+    }
 }
 
 #[tokio::test]
