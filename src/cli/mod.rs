@@ -145,7 +145,7 @@ pub const EXIT_STOPPED: u8 = 3;
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime_for(&cli.command).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -163,6 +163,19 @@ pub fn main() -> ExitCode {
             eprintln!("error: {}", error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The runtime a command runs on. `fetch` runs one pass and exits: its work (HTTP calls,
+/// judging, queueing attempts for the group commit) runs on the thread that also polls the
+/// sockets, so an answer is handled where it arrives, with no wake-up of a second worker thread
+/// and no task moving between workers (SQLite runs on sqlx's own thread either way). The daemon,
+/// the demo and the simulator keep a multi-thread runtime: they serve HTTP (metrics, the
+/// simulator's answers) beside their passes.
+fn runtime_for(command: &Command) -> tokio::runtime::Builder {
+    match command {
+        Command::Fetch { .. } => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
     }
 }
 
