@@ -462,10 +462,13 @@ impl Store {
         };
         // The writer's result channel holds a whole group's results (a result per statement and
         // an outcome row per attempt), so SQLite's thread never waits for them to be taken (see
-        // `polled_every`).
+        // `polled_every`). Its temporary data (`temp.attempt_batch`, statement journals of the
+        // group's multi-row statements) stays in memory instead of being written to temporary
+        // files: a group holds at most `MAX_GROUP` attempts.
         let mut writer = options
             .clone()
             .row_buffer_size(WRITER_ROW_BUFFER)
+            .pragma("temp_store", "memory")
             .connect()
             .await
             .map_err(open_error)?;
