@@ -58,10 +58,67 @@ pub struct ApiClient {
     key: String,
     secret: SecretString,
     fixed_query: Vec<(&'static str, String)>,
+    /// The request URL's parts, built once: see [`RequestUrl`].
+    url: Option<RequestUrl>,
     max_body_bytes: usize,
     /// Matches the secret as sent (plain or URL-encoded); `None` for secrets too short to blank out
     /// without mangling ordinary text.
     secret_pattern: Option<regex::bytes::Regex>,
+}
+
+/// The request URL, parsed and encoded once: per call only the video id is put in. `None` in
+/// [`ApiClient`] when the endpoint does not parse as a URL without a query of its own, so that
+/// reqwest builds (and fails) the request as it always did.
+#[derive(Clone)]
+struct RequestUrl {
+    /// The endpoint, without a query.
+    endpoint: url::Url,
+    /// `key=…&secret=…&item_id=`, form-encoded as reqwest's `query` would: it holds the secret.
+    head: SecretString,
+    /// `&cache=…&lang=…` and the other fixed parameters, form-encoded.
+    tail: String,
+}
+
+impl RequestUrl {
+    fn new(endpoint: &str, key: &str, secret: &str, fixed: &[(&str, String)]) -> Option<Self> {
+        let endpoint = url::Url::parse(endpoint).ok()?;
+        if endpoint.query().is_some() || endpoint.cannot_be_a_base() {
+            return None;
+        }
+        let head = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("key", key)
+            .append_pair("secret", secret)
+            .append_pair("item_id", "")
+            .finish();
+        let mut tail = String::new();
+        for (name, value) in fixed {
+            tail.push('&');
+            tail.push_str(
+                &url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair(name, value)
+                    .finish(),
+            );
+        }
+        Some(RequestUrl {
+            endpoint,
+            head: SecretString::from(head),
+            tail,
+        })
+    }
+
+    /// The URL that asks for `video_id`: the same text reqwest's `query` makes of the pairs.
+    fn for_video(&self, video_id: &VideoId) -> url::Url {
+        let head = self.head.expose_secret();
+        let mut query = String::with_capacity(head.len() + 24 + self.tail.len());
+        query.push_str(head);
+        query.extend(url::form_urlencoded::byte_serialize(
+            video_id.as_str().as_bytes(),
+        ));
+        query.push_str(&self.tail);
+        let mut url = self.endpoint.clone();
+        url.set_query(Some(&query));
+        url
+    }
 }
 
 /// What replaces the secret in an answer body.
@@ -97,12 +154,19 @@ impl ApiClient {
         if !api.version.is_empty() {
             fixed_query.push(("version", api.version.clone()));
         }
+        let endpoint = format!(
+            "{}/{ITEM_GET_VIDEO_PATH}",
+            api.base_url.trim_end_matches('/')
+        );
         Ok(ApiClient {
             http,
-            endpoint: format!(
-                "{}/{ITEM_GET_VIDEO_PATH}",
-                api.base_url.trim_end_matches('/')
+            url: RequestUrl::new(
+                &endpoint,
+                &api.key,
+                api.secret.expose_secret(),
+                &fixed_query,
             ),
+            endpoint,
             key: api.key.clone(),
             secret: api.secret.clone(),
             fixed_query,
@@ -117,15 +181,10 @@ impl ApiClient {
     /// it is not created at all, which saves its cost on every call.
     #[instrument(level = "debug", skip_all, fields(video_id = %video_id))]
     pub async fn item_get_video(&self, video_id: &VideoId) -> Answer {
-        let request = self
-            .http
-            .get(&self.endpoint)
-            .query(&[
-                ("key", self.key.as_str()),
-                ("secret", self.secret.expose_secret()),
-                ("item_id", video_id.as_str()),
-            ])
-            .query(&self.fixed_query);
+        let request = match &self.url {
+            Some(url) => self.http.get(url.for_video(video_id)),
+            None => self.request(video_id),
+        };
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(error) => return failed(error),
@@ -160,6 +219,18 @@ impl ApiClient {
             status,
             body: self.redact(body),
         }
+    }
+
+    /// The request built by reqwest from the endpoint text and the query pairs.
+    fn request(&self, video_id: &VideoId) -> reqwest::RequestBuilder {
+        self.http
+            .get(&self.endpoint)
+            .query(&[
+                ("key", self.key.as_str()),
+                ("secret", self.secret.expose_secret()),
+                ("item_id", video_id.as_str()),
+            ])
+            .query(&self.fixed_query)
     }
 
     /// `body` with every occurrence of the secret replaced by [`REDACTED`].
@@ -202,4 +273,44 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(base_url: &str, secret: &str, version: &str) -> ApiSettings {
+        let mut api = crate::settings::Settings::load_from(None, Default::default())
+            .expect("the default settings")
+            .api;
+        api.base_url = base_url.to_owned();
+        api.key = "k y&1".to_owned();
+        api.secret = SecretString::from(secret.to_owned());
+        api.version = version.to_owned();
+        api
+    }
+
+    #[test]
+    fn the_prebuilt_url_is_the_one_reqwest_builds_from_the_pairs() {
+        let id = VideoId::parse("7118694749548072205").expect("id");
+        let cases = [
+            ("https://api-gw.onebound.cn", "s3cr=t+/é%", ""),
+            ("http://127.0.0.1:8080/", "secret", "v1.2"),
+            ("https://example.com/base/path", "a b", "x y"),
+        ];
+        for (base, secret, version) in cases {
+            let client = ApiClient::new(&settings(base, secret, version)).expect("client");
+            let prebuilt = client.url.as_ref().expect("a prebuilt URL").for_video(&id);
+            let built = client.request(&id).build().expect("request");
+            assert_eq!(prebuilt.as_str(), built.url().as_str(), "{base}");
+        }
+    }
+
+    #[test]
+    fn an_endpoint_that_is_not_a_plain_url_is_left_to_reqwest() {
+        for base in ["not a url", "https://example.com/?a=1"] {
+            let client = ApiClient::new(&settings(base, "secret", "")).expect("client");
+            assert!(client.url.is_none(), "{base}");
+        }
+    }
 }

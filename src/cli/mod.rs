@@ -151,7 +151,7 @@ pub fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime_for(&cli.command).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -169,6 +169,19 @@ pub fn main() -> ExitCode {
             eprintln!("error: {}", error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The runtime a command runs on. `fetch` runs one pass and exits: its work (HTTP calls,
+/// judging, queueing attempts for the group commit) runs on the thread that also polls the
+/// sockets, so an answer is handled where it arrives, with no wake-up of a second worker thread
+/// and no task moving between workers (SQLite runs on sqlx's own thread either way). The daemon,
+/// the demo and the simulator keep a multi-thread runtime: they serve HTTP (metrics, the
+/// simulator's answers) beside their passes.
+fn runtime_for(command: &Command) -> tokio::runtime::Builder {
+    match command {
+        Command::Fetch { .. } => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
     }
 }
 

@@ -464,7 +464,18 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let mut writer = options.connect().await.map_err(open_error)?;
+        // The writer's result channel holds a whole group's results (a result per statement and
+        // an outcome row per attempt), so SQLite's thread never waits for them to be taken (see
+        // `polled_every`). Its temporary data (`temp.attempt_batch`, statement journals of the
+        // group's multi-row statements) stays in memory instead of being written to temporary
+        // files: a group holds at most `MAX_GROUP` attempts.
+        let mut writer = options
+            .clone()
+            .row_buffer_size(WRITER_ROW_BUFFER)
+            .pragma("temp_store", "memory")
+            .connect()
+            .await
+            .map_err(open_error)?;
         refuse_newer_schema(&mut writer, &path).await?;
         MIGRATOR
             .run(&mut writer)
@@ -1072,6 +1083,34 @@ const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(20);
 /// The most attempts written in one transaction.
 const MAX_GROUP: usize = 64;
 
+/// How often a group commit's query is polled while SQLite's thread runs it.
+const RESULT_POLL_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Results the writer connection's channel holds: a group's statements and outcome rows.
+const WRITER_ROW_BUFFER: usize = 4 * MAX_GROUP;
+
+/// Runs `future` to its end, polling it once now and then every `interval`, with a waker that
+/// does nothing.
+///
+/// sqlx sends each result of a query (one per statement, one per row) from SQLite's thread
+/// through a channel, and wakes the receiving task for each one it finds waiting: for a group
+/// commit, about fifty cross-thread wake-ups (a system call each, and a runtime thread woken from
+/// `epoll_wait`) while SQLite works for a millisecond or two. Polled on a timer instead, the
+/// results are taken a few at a time, with a waker that costs nothing to wake. The group's
+/// answers come at most `interval` later, which is nothing beside the group's wait for others.
+async fn polled_every<F: std::future::Future>(interval: Duration, future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    loop {
+        let polled = future
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+        if let std::task::Poll::Ready(output) = polled {
+            return output;
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
 /// An attempt waiting to be written.
 struct Queued {
     id: u64,
@@ -1166,7 +1205,7 @@ async fn write_batch(
     }
     // Until the query has run to its end its transaction may be open (see `Store::writer`).
     writer.in_doubt = true;
-    let result = query.fetch_all(writer.conn()).await;
+    let result = polled_every(RESULT_POLL_INTERVAL, query.fetch_all(writer.conn())).await;
     if result.is_err() {
         // A failed statement leaves the transaction open (unless SQLite rolled it back itself).
         let _ = sqlx::query("ROLLBACK").execute(writer.conn()).await;
