@@ -49,6 +49,16 @@ pub fn ids_starting(prefix: u8, n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("{prefix}{i:017}")).collect()
 }
 
+/// True (after saying so) when the developer asked to skip the slow tests with
+/// `DOUYIN_WATCH_SKIP_SLOW_TESTS=1`.
+pub fn skip_slow_test(test: &str) -> bool {
+    let skip = std::env::var("DOUYIN_WATCH_SKIP_SLOW_TESTS").is_ok_and(|v| v == "1");
+    if skip {
+        eprintln!("{test}: skipped because DOUYIN_WATCH_SKIP_SLOW_TESTS=1");
+    }
+    skip
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -146,6 +156,17 @@ impl ChildGuard {
         }
     }
 
+    /// SIGKILL unless the process has ended already, then reap; true if the kill hit a live
+    /// process.
+    pub fn kill_if_running(&mut self) -> bool {
+        if self.try_wait().is_some() {
+            return false;
+        }
+        self.signal(Signal::SIGKILL);
+        self.exited = Some(self.child.wait().expect("wait after SIGKILL"));
+        true
+    }
+
     /// SIGKILL, then reap.
     pub fn kill_now(&mut self) -> ExitStatus {
         if self.try_wait().is_none() {
@@ -163,6 +184,13 @@ impl ChildGuard {
     /// What the process wrote to stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of what the process wrote to stderr so far.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        let text = self.stderr();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 }
 
@@ -210,7 +238,8 @@ impl SimProcess {
                 .arg(format!("127.0.0.1:{port}"))
                 .args(args);
             let mut child = ChildGuard::spawn(command, dir.path(), "simulator");
-            let deadline = Instant::now() + Duration::from_secs(10);
+            // Generous: a debug build on a busy machine can take seconds to start listening.
+            let deadline = Instant::now() + Duration::from_secs(20);
             let mut up = false;
             while Instant::now() < deadline {
                 if child.try_wait().is_some() {
@@ -249,7 +278,13 @@ impl SimProcess {
     pub fn stats(&self) -> SimulatorStats {
         let url = format!("{}/_sim/stats", self.base_url());
         self.runtime.block_on(async {
-            let response = self.http.get(url).send().await.expect("GET /_sim/stats");
+            let response = self
+                .http
+                .get(url)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .expect("GET /_sim/stats");
             assert!(
                 response.status().is_success(),
                 "stats: {}",
