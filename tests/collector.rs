@@ -3,138 +3,39 @@
 //! Each test drives `Collector::run_pass` directly (no cron) and checks what reached the database
 //! and how many requests the simulator saw: versions, the error-code policy, the money rules.
 
-use std::collections::{HashMap, HashSet};
+mod support;
+
+use std::collections::HashSet;
 use std::time::Duration;
 
-use douyin_watch::client::ApiClient;
-use douyin_watch::collector::{Collector, PassOptions, PassReport, StopReason, Trigger};
-use douyin_watch::settings::Settings;
-use douyin_watch::simulator::{Scripted, Simulator, SimulatorConfig};
-use douyin_watch::store::Store;
-use douyin_watch::video_id::VideoId;
+use douyin_watch::collector::{PassReport, StopReason, Trigger};
+use douyin_watch::simulator::{Scripted, SimulatorConfig};
 use serde_json::{Value, json};
-use sqlx::SqlitePool;
-use sqlx::sqlite::SqliteConnectOptions;
+use support::{API_SECRET, PassHarness, column, fixture_item, fixture_item_for, ids_starting};
 use tokio_util::sync::CancellationToken;
 
-const KEY: &str = "test-key";
-const SECRET: &str = "SECRET-canary-7f3a9";
 const ID_A: &str = "7118694749548072205";
 
 /// 19-digit ids for tests: 7100000000000000000 + n.
 fn ids(n: usize) -> Vec<String> {
-    (1..=n)
-        .map(|i| (7_100_000_000_000_000_000u64 + i as u64).to_string())
-        .collect()
+    ids_starting(71, n)
 }
 
-struct Harness {
-    dir: tempfile::TempDir,
-    simulator: Simulator,
-    settings: Settings,
-    store: Store,
+/// A harness with this file's tuning (`api.timeout` 2 s, fast retries), then `settings`.
+async fn harness(simulator: SimulatorConfig, settings: &[(&str, &str)]) -> PassHarness {
+    PassHarness::builder(simulator)
+        .set("API__TIMEOUT", "2s")
+        .fast_retries()
+        .set_all(settings)
+        .start()
+        .await
 }
 
-impl Harness {
-    /// A simulator with `config` (credentials filled in) and a fresh database; `env` tunes settings.
-    async fn new(config: SimulatorConfig, env: &[(&str, &str)]) -> Harness {
-        let simulator = Simulator::start(
-            "127.0.0.1:0".parse().expect("address"),
-            SimulatorConfig {
-                key: Some(KEY.to_owned()),
-                secret: Some(SECRET.to_owned()),
-                ..config
-            },
-        )
-        .await
-        .expect("simulator starts");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut environment: HashMap<String, String> = HashMap::from([
-            (
-                "DOUYIN_WATCH__DATABASE__URL".to_owned(),
-                format!("sqlite://{}", dir.path().join("test.db").display()),
-            ),
-            (
-                "DOUYIN_WATCH__API__BASE_URL".to_owned(),
-                simulator.base_url(),
-            ),
-            ("DOUYIN_WATCH__API__KEY".to_owned(), KEY.to_owned()),
-            ("DOUYIN_WATCH__API__SECRET".to_owned(), SECRET.to_owned()),
-            ("DOUYIN_WATCH__API__TIMEOUT".to_owned(), "2s".to_owned()),
-            (
-                "DOUYIN_WATCH__API__RATE_PER_SEC".to_owned(),
-                "1000".to_owned(),
-            ),
-            (
-                "DOUYIN_WATCH__RETRY__BASE_DELAY".to_owned(),
-                "10ms".to_owned(),
-            ),
-            (
-                "DOUYIN_WATCH__RETRY__MAX_DELAY".to_owned(),
-                "50ms".to_owned(),
-            ),
-        ]);
-        for (key, value) in env {
-            environment.insert((*key).to_owned(), (*value).to_owned());
-        }
-        let settings = Settings::load_from(None, environment).expect("valid settings");
-        let store = Store::open(settings.database_options().expect("url"))
-            .await
-            .expect("store opens");
-        Harness {
-            dir,
-            simulator,
-            settings,
-            store,
-        }
-    }
-
-    fn collector(&self) -> Collector {
-        Collector::new(
-            self.store.clone(),
-            ApiClient::new(&self.settings.api).expect("client"),
-            PassOptions::from_settings(&self.settings),
-        )
-    }
-
-    async fn watch(&self, ids: &[&str]) {
-        let ids: Vec<VideoId> = ids.iter().map(|id| id.parse().expect("id")).collect();
-        self.store
-            .add_videos(&ids, None, chrono::Utc::now())
-            .await
-            .expect("add");
-    }
-
-    async fn pass(&self) -> PassReport {
-        self.collector()
-            .run_pass(Trigger::Fetch, None, &CancellationToken::new())
-            .await
-            .expect("pass runs")
-    }
-
-    /// A separate read-only connection, as a user's `sqlite3` would have.
-    async fn sql(&self) -> SqlitePool {
-        SqlitePool::connect_with(
-            SqliteConnectOptions::new()
-                .filename(self.dir.path().join("test.db"))
-                .read_only(true),
-        )
-        .await
-        .expect("read connection")
-    }
-
-    async fn rows(&self, query: &'static str) -> Vec<sqlx::sqlite::SqliteRow> {
-        sqlx::query(query)
-            .fetch_all(&self.sql().await)
-            .await
-            .expect("query")
-    }
-
-    async fn scalar(&self, query: &'static str) -> i64 {
-        sqlx::query_scalar(query)
-            .fetch_one(&self.sql().await)
-            .await
-            .expect("query")
+/// The error code of the account-level answer that stopped the pass, if one did.
+fn account_stop_code(report: &PassReport) -> Option<&str> {
+    match &report.stop {
+        Some(StopReason::Account { code, .. }) => Some(code),
+        _ => None,
     }
 }
 
@@ -148,22 +49,9 @@ type QuotaRow = (
     String,
 );
 
-fn fixture_item() -> Value {
-    let fixture: Value =
-        serde_json::from_str(include_str!("fixtures/item_get_video.ok.json")).expect("fixture");
-    fixture["item"].clone()
-}
-
-fn get<T>(row: &sqlx::sqlite::SqliteRow, column: &str) -> T
-where
-    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    sqlx::Row::try_get(row, column).unwrap_or_else(|e| panic!("column {column}: {e}"))
-}
-
 #[tokio::test]
 async fn versions_change_only_with_content_and_record_what_changed() {
-    let h = Harness::new(SimulatorConfig::default(), &[]).await;
+    let h = harness(SimulatorConfig::default(), &[]).await;
     h.watch(&[ID_A]).await;
     let original = fixture_item();
     // Same content, but the CDN shard, signature, expiry and tracking parameters differ.
@@ -204,9 +92,9 @@ async fn versions_change_only_with_content_and_record_what_changed() {
         .iter()
         .map(|r| {
             (
-                get(r, "version"),
-                get(r, "seen_count"),
-                get(r, "changed_fields"),
+                column(r, "version"),
+                column(r, "seen_count"),
+                column(r, "changed_fields"),
             )
         })
         .collect();
@@ -218,7 +106,7 @@ async fn versions_change_only_with_content_and_record_what_changed() {
             (3, 1, r#"["title"]"#.to_owned()),
         ]
     );
-    let raw: String = get(&versions[0], "raw");
+    let raw: String = column(&versions[0], "raw");
     let raw: Value = serde_json::from_str(&raw).expect("raw is JSON");
     assert_eq!(raw["num_iid"], json!(ID_A), "the raw item is kept");
     let fetch_links = h
@@ -233,15 +121,14 @@ async fn versions_change_only_with_content_and_record_what_changed() {
     );
     let latest = h.rows("SELECT version, title FROM latest_snapshots").await;
     assert_eq!(latest.len(), 1);
-    assert_eq!(get::<i64>(&latest[0], "version"), 3);
+    assert_eq!(column::<i64>(&latest[0], "version"), 3);
 }
 
 #[tokio::test]
 async fn the_simulators_rotating_urls_make_no_new_versions() {
-    let h = Harness::new(SimulatorConfig::default(), &[]).await;
+    let h = harness(SimulatorConfig::default(), &[]).await;
     let all = ids(5);
-    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
-        .await;
+    h.watch(&all).await;
     let first = h.pass().await;
     let second = h.pass().await;
     assert_eq!((first.totals.fetched_ok, first.totals.new_versions), (5, 5));
@@ -255,7 +142,7 @@ async fn the_simulators_rotating_urls_make_no_new_versions() {
 #[tokio::test]
 async fn not_found_marks_the_video_is_charged_and_is_not_retried() {
     let gone = "7100000000000000404";
-    let h = Harness::new(
+    let h = harness(
         SimulatorConfig {
             not_found: HashSet::from([gone.to_owned()]),
             ..SimulatorConfig::default()
@@ -276,25 +163,21 @@ async fn not_found_marks_the_video_is_charged_and_is_not_retried() {
     let rows = h
         .rows("SELECT status, status_changed_at, last_error_code FROM videos WHERE video_id = '7100000000000000404'")
         .await;
-    assert_eq!(get::<String>(&rows[0], "status"), "not_found");
-    assert!(get::<Option<String>>(&rows[0], "status_changed_at").is_some());
-    assert_eq!(get::<String>(&rows[0], "last_error_code"), "2000");
+    assert_eq!(column::<String>(&rows[0], "status"), "not_found");
+    assert!(column::<Option<String>>(&rows[0], "status_changed_at").is_some());
+    assert_eq!(column::<String>(&rows[0], "last_error_code"), "2000");
     let fetch = h
         .rows("SELECT outcome, error_code, error, reason, charged FROM fetches WHERE video_id = '7100000000000000404'")
         .await;
-    assert_eq!(get::<String>(&fetch[0], "outcome"), "api_error");
-    assert_eq!(get::<String>(&fetch[0], "error"), "item-not-found");
-    assert_eq!(get::<String>(&fetch[0], "reason"), "没找到");
-    assert!(get::<bool>(&fetch[0], "charged"));
+    assert_eq!(column::<String>(&fetch[0], "outcome"), "api_error");
+    assert_eq!(column::<String>(&fetch[0], "error"), "item-not-found");
+    assert_eq!(column::<String>(&fetch[0], "reason"), "没找到");
+    assert!(column::<bool>(&fetch[0], "charged"));
 }
 
 #[tokio::test]
 async fn transient_failures_are_retried_with_one_row_per_attempt() {
-    let h = Harness::new(
-        SimulatorConfig::default(),
-        &[("DOUYIN_WATCH__RETRY__MAX_ATTEMPTS", "5")],
-    )
-    .await;
+    let h = harness(SimulatorConfig::default(), &[("RETRY__MAX_ATTEMPTS", "5")]).await;
     h.watch(&[ID_A]).await;
     h.simulator.script(
         ID_A,
@@ -314,7 +197,13 @@ async fn transient_failures_are_retried_with_one_row_per_attempt() {
         .await;
     let seen: Vec<(i64, String, String)> = attempts
         .iter()
-        .map(|r| (get(r, "attempt"), get(r, "outcome"), get(r, "code")))
+        .map(|r| {
+            (
+                column(r, "attempt"),
+                column(r, "outcome"),
+                column(r, "code"),
+            )
+        })
         .collect();
     assert_eq!(
         seen,
@@ -326,7 +215,10 @@ async fn transient_failures_are_retried_with_one_row_per_attempt() {
             (5, "ok".into(), "0000".into()),
         ]
     );
-    assert_eq!(get::<Option<i64>>(&attempts[1], "http_status"), Some(502));
+    assert_eq!(
+        column::<Option<i64>>(&attempts[1], "http_status"),
+        Some(502)
+    );
     assert_eq!(
         h.scalar("SELECT COUNT(*) FROM failures").await,
         4,
@@ -336,11 +228,7 @@ async fn transient_failures_are_retried_with_one_row_per_attempt() {
 
 #[tokio::test]
 async fn retries_stop_at_max_attempts() {
-    let h = Harness::new(
-        SimulatorConfig::default(),
-        &[("DOUYIN_WATCH__RETRY__MAX_ATTEMPTS", "3")],
-    )
-    .await;
+    let h = harness(SimulatorConfig::default(), &[("RETRY__MAX_ATTEMPTS", "3")]).await;
     h.watch(&[ID_A]).await;
     h.simulator
         .script(ID_A, vec![Scripted::Code("4001".into()); 5]);
@@ -351,23 +239,17 @@ async fn retries_stop_at_max_attempts() {
     let video = h
         .rows("SELECT status, last_error_code, consecutive_failures FROM videos")
         .await;
-    assert_eq!(get::<String>(&video[0], "status"), "failing");
-    assert_eq!(get::<String>(&video[0], "last_error_code"), "4001");
-    assert_eq!(get::<i64>(&video[0], "consecutive_failures"), 3);
+    assert_eq!(column::<String>(&video[0], "status"), "failing");
+    assert_eq!(column::<String>(&video[0], "last_error_code"), "4001");
+    assert_eq!(column::<i64>(&video[0], "consecutive_failures"), 3);
 }
 
 #[tokio::test]
 async fn charged_or_hopeless_answers_are_never_retried() {
-    let h = Harness::new(
-        SimulatorConfig::default(),
-        &[("DOUYIN_WATCH__RETRY__MAX_ATTEMPTS", "5")],
-    )
-    .await;
+    let h = harness(SimulatorConfig::default(), &[("RETRY__MAX_ATTEMPTS", "5")]).await;
     let all = ids(5);
-    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
-        .await;
-    let mut other = fixture_item();
-    other["num_iid"] = json!("7999999999999999999");
+    h.watch(&all).await;
+    let other = fixture_item_for("7999999999999999999");
     let scripts = [
         Scripted::Item(other),         // charged, but for another id
         Scripted::Code("4003".into()), // per-video
@@ -386,7 +268,13 @@ async fn charged_or_hopeless_answers_are_never_retried() {
         .await;
     let seen: Vec<(String, String, bool)> = outcomes
         .iter()
-        .map(|r| (get(r, "outcome"), get(r, "code"), get(r, "charged")))
+        .map(|r| {
+            (
+                column(r, "outcome"),
+                column(r, "code"),
+                column(r, "charged"),
+            )
+        })
         .collect();
     let expected = [
         ("decode_error", "0000/item_mismatch", true),
@@ -402,26 +290,22 @@ async fn charged_or_hopeless_answers_are_never_retried() {
 
 #[tokio::test]
 async fn an_account_level_code_stops_the_pass_at_once() {
-    let h = Harness::new(
-        SimulatorConfig::default(),
-        &[("DOUYIN_WATCH__API__CONCURRENCY", "1")],
-    )
-    .await;
+    let h = harness(SimulatorConfig::default(), &[("API__CONCURRENCY", "1")]).await;
     let all = ids(6);
-    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
-        .await;
+    h.watch(&all).await;
     h.simulator
         .script(&all[0], vec![Scripted::Code("4005".into())]);
     let report = h.pass().await;
-    assert!(
-        matches!(&report.stop, Some(StopReason::Account { code, .. }) if code == "4005"),
+    assert_eq!(
+        account_stop_code(&report),
+        Some("4005"),
         "{:?}",
         report.stop
     );
     assert_eq!(h.simulator.stats().requests, 1, "no call after 4005");
     assert_eq!(report.totals.skipped, 5);
     let pass = h.rows("SELECT stopped_by, skipped FROM passes").await;
-    assert_eq!(get::<String>(&pass[0], "stopped_by"), "4005");
+    assert_eq!(column::<String>(&pass[0], "stopped_by"), "4005");
     // The account failed, not the video: it stays first in line for the next pass.
     let untouched = h
         .scalar("SELECT COUNT(*) FROM videos WHERE last_fetched_at IS NULL AND status = 'pending'")
@@ -431,22 +315,21 @@ async fn an_account_level_code_stops_the_pass_at_once() {
 
 #[tokio::test]
 async fn other_account_level_codes_pause_calls_with_a_doubling_backoff() {
-    let h = Harness::new(
+    let h = harness(
         SimulatorConfig::default(),
         &[
-            ("DOUYIN_WATCH__API__CONCURRENCY", "1"),
-            ("DOUYIN_WATCH__RETRY__ACCOUNT_PAUSE", "300ms"),
-            ("DOUYIN_WATCH__RETRY__ACCOUNT_PAUSE_MAX", "1h"),
+            ("API__CONCURRENCY", "1"),
+            ("RETRY__ACCOUNT_PAUSE", "300ms"),
+            ("RETRY__ACCOUNT_PAUSE_MAX", "1h"),
         ],
     )
     .await;
     let all = ids(3);
-    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
-        .await;
+    h.watch(&all).await;
     h.simulator
         .script(&all[0], vec![Scripted::Code("4016".into()); 2]);
     let first = h.pass().await;
-    assert!(matches!(&first.stop, Some(StopReason::Account { code, .. }) if code == "4016"));
+    assert_eq!(account_stop_code(&first), Some("4016"), "{:?}", first.stop);
     assert_eq!(h.simulator.stats().requests, 1);
 
     let during = h.pass().await;
@@ -459,7 +342,7 @@ async fn other_account_level_codes_pause_calls_with_a_doubling_backoff() {
 
     tokio::time::sleep(Duration::from_millis(400)).await;
     let after = h.pass().await;
-    assert!(matches!(&after.stop, Some(StopReason::Account { code, .. }) if code == "4016"));
+    assert_eq!(account_stop_code(&after), Some("4016"), "{:?}", after.stop);
     assert_eq!(
         h.simulator.stats().requests,
         2,
@@ -472,8 +355,9 @@ async fn other_account_level_codes_pause_calls_with_a_doubling_backoff() {
     let lengths: Vec<i64> = pauses
         .iter()
         .map(|row| {
-            let created = douyin_watch::store::parse_timestamp(&get::<String>(row, "created_at"));
-            let until = douyin_watch::store::parse_timestamp(&get::<String>(row, "until"));
+            let created =
+                douyin_watch::store::parse_timestamp(&column::<String>(row, "created_at"));
+            let until = douyin_watch::store::parse_timestamp(&column::<String>(row, "until"));
             (until.expect("until") - created.expect("created")).num_milliseconds()
         })
         .collect();
@@ -481,7 +365,7 @@ async fn other_account_level_codes_pause_calls_with_a_doubling_backoff() {
     assert!(
         pauses
             .iter()
-            .all(|row| get::<String>(row, "cause") == "account_error")
+            .all(|row| column::<String>(row, "cause") == "account_error")
     );
 
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -492,23 +376,14 @@ async fn other_account_level_codes_pause_calls_with_a_doubling_backoff() {
 
 #[tokio::test]
 async fn after_4013_no_call_is_made_until_the_beijing_day_rolls_over() {
-    let h = Harness::new(
-        SimulatorConfig::default(),
-        &[("DOUYIN_WATCH__API__CONCURRENCY", "1")],
-    )
-    .await;
+    let h = harness(SimulatorConfig::default(), &[("API__CONCURRENCY", "1")]).await;
     let all = ids(6);
-    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
-        .await;
+    h.watch(&all).await;
     // The quota figures did not warn us (another client of the same key spent them).
     h.simulator
         .script(&all[0], vec![Scripted::Code("4013".into())]);
     let first = h.pass().await;
-    assert!(
-        matches!(&first.stop, Some(StopReason::Account { code, .. }) if code == "4013"),
-        "{:?}",
-        first.stop
-    );
+    assert_eq!(account_stop_code(&first), Some("4013"), "{:?}", first.stop);
     assert_eq!(h.simulator.stats().requests, 1);
 
     // The next pass, as after a restart, makes no call at all.
@@ -521,26 +396,25 @@ async fn after_4013_no_call_is_made_until_the_beijing_day_rolls_over() {
     assert_eq!(second.totals.skipped, 6);
     assert_eq!(h.simulator.stats().requests, 1);
     let pause = h.rows("SELECT until, cause, error_code FROM pauses").await;
-    assert_eq!(get::<String>(&pause[0], "cause"), "quota_exceeded");
-    assert_eq!(get::<String>(&pause[0], "error_code"), "4013");
-    let until: String = get(&pause[0], "until");
+    assert_eq!(column::<String>(&pause[0], "cause"), "quota_exceeded");
+    assert_eq!(column::<String>(&pause[0], "error_code"), "4013");
+    let until: String = column(&pause[0], "until");
     let reset = douyin_watch::quota::next_quota_reset(chrono::Utc::now());
     assert_eq!(until, douyin_watch::store::timestamp(reset));
 }
 
 #[tokio::test]
 async fn the_daily_max_from_api_info_stops_calls_before_onebound_refuses_them() {
-    let h = Harness::new(
+    let h = harness(
         SimulatorConfig {
             daily_max: 3,
             ..SimulatorConfig::default()
         },
-        &[("DOUYIN_WATCH__API__CONCURRENCY", "1")],
+        &[("API__CONCURRENCY", "1")],
     )
     .await;
     let all = ids(6);
-    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
-        .await;
+    h.watch(&all).await;
     let first = h.pass().await;
     assert_eq!(first.totals.fetched_ok, 3);
     assert!(
@@ -567,16 +441,13 @@ async fn the_daily_max_from_api_info_stops_calls_before_onebound_refuses_them() 
 
 #[tokio::test]
 async fn the_quota_guard_counts_calls_in_flight() {
-    let h = Harness::new(
+    let h = harness(
         SimulatorConfig {
             daily_max: 100,
             latency: Duration::from_millis(100),
             ..SimulatorConfig::default()
         },
-        &[
-            ("DOUYIN_WATCH__API__CONCURRENCY", "32"),
-            ("DOUYIN_WATCH__QUOTA__RESERVE", "6"),
-        ],
+        &[("API__CONCURRENCY", "32"), ("QUOTA__RESERVE", "6")],
     )
     .await;
     h.watch(&[ID_A]).await;
@@ -584,8 +455,7 @@ async fn the_quota_guard_counts_calls_in_flight() {
     // One call teaches the collector today = 91 of 100; 100 - 91 - 6 leaves 3 calls.
     assert_eq!(h.pass().await.totals.calls, 1);
     let all = ids(40);
-    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
-        .await;
+    h.watch(&all).await;
     let report = h.pass().await;
     assert_eq!(report.totals.calls, 3, "{}", report.summary());
     assert!(matches!(report.stop, Some(StopReason::QuotaReserve { .. })));
@@ -605,21 +475,17 @@ async fn the_quota_guard_counts_calls_in_flight() {
 
 #[tokio::test]
 async fn rate_limiting_lowers_the_pace_and_every_video_is_fetched() {
-    let h = Harness::new(
+    let h = harness(
         SimulatorConfig {
             max_concurrent: Some(2),
             latency: Duration::from_millis(30),
             ..SimulatorConfig::default()
         },
-        &[
-            ("DOUYIN_WATCH__API__CONCURRENCY", "8"),
-            ("DOUYIN_WATCH__RETRY__MAX_ATTEMPTS", "6"),
-        ],
+        &[("API__CONCURRENCY", "8"), ("RETRY__MAX_ATTEMPTS", "6")],
     )
     .await;
     let all = ids(40);
-    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
-        .await;
+    h.watch(&all).await;
     let report = h.pass().await;
     assert_eq!(report.totals.fetched_ok, 40, "{}", report.summary());
     let rate_limited = h
@@ -639,14 +505,9 @@ async fn rate_limiting_lowers_the_pace_and_every_video_is_fetched() {
 
 #[tokio::test]
 async fn passes_take_the_longest_unfetched_videos_first() {
-    let h = Harness::new(
-        SimulatorConfig::default(),
-        &[("DOUYIN_WATCH__API__CONCURRENCY", "1")],
-    )
-    .await;
+    let h = harness(SimulatorConfig::default(), &[("API__CONCURRENCY", "1")]).await;
     let all = ids(3);
-    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
-        .await;
+    h.watch(&all).await;
     h.pass().await;
     // Fetch the first one again on its own: it becomes the most recently fetched.
     h.collector()
@@ -661,7 +522,7 @@ async fn passes_take_the_longest_unfetched_videos_first() {
     let order: Vec<String> =
         sqlx::query_scalar("SELECT video_id FROM fetches WHERE pass_id = ? ORDER BY id")
             .bind(third.pass_id)
-            .fetch_all(&h.sql().await)
+            .fetch_all(&h.read_only_pool().await)
             .await
             .expect("query");
     assert_eq!(order, [all[1].clone(), all[2].clone(), all[0].clone()]);
@@ -669,13 +530,11 @@ async fn passes_take_the_longest_unfetched_videos_first() {
 
 #[tokio::test]
 async fn every_api_info_shape_is_stored_and_a_bad_one_never_fails_the_fetch() {
-    let h = Harness::new(SimulatorConfig::default(), &[]).await;
+    let h = harness(SimulatorConfig::default(), &[]).await;
     let all = ids(3);
-    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
-        .await;
+    h.watch(&all).await;
     let answer = |id: &str, api_info: &str| {
-        let mut item = fixture_item();
-        item["num_iid"] = json!(id);
+        let item = fixture_item_for(id);
         let body = json!({"item": item, "error_code": "0000", "api_info": api_info, "execution_time": 0.1});
         Scripted::Body(body.to_string().into_bytes())
     };
@@ -704,12 +563,12 @@ async fn every_api_info_shape_is_stored_and_a_bad_one_never_fails_the_fetch() {
         .iter()
         .map(|r| {
             (
-                get(r, "calls_today"),
-                get(r, "calls_max"),
-                get(r, "calls_total"),
-                get(r, "calls_total_parts"),
-                get(r, "expires_on"),
-                get(r, "api_info"),
+                column(r, "calls_today"),
+                column(r, "calls_max"),
+                column(r, "calls_total"),
+                column(r, "calls_total_parts"),
+                column(r, "expires_on"),
+                column(r, "api_info"),
             )
         })
         .collect();
@@ -739,17 +598,13 @@ async fn every_api_info_shape_is_stored_and_a_bad_one_never_fails_the_fetch() {
 
 #[tokio::test]
 async fn the_secret_never_reaches_the_database() {
-    let h = Harness::new(
+    let h = harness(
         SimulatorConfig::default(),
-        &[
-            ("DOUYIN_WATCH__API__TIMEOUT", "200ms"),
-            ("DOUYIN_WATCH__RETRY__MAX_ATTEMPTS", "2"),
-        ],
+        &[("API__TIMEOUT", "200ms"), ("RETRY__MAX_ATTEMPTS", "2")],
     )
     .await;
     let all = ids(4);
-    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
-        .await;
+    h.watch(&all).await;
     h.simulator
         .script(&all[0], vec![Scripted::Hang, Scripted::Hang]);
     h.simulator
@@ -764,12 +619,16 @@ async fn the_secret_never_reaches_the_database() {
         .await;
     assert_eq!(timeouts, 2);
     h.store.close().await;
-    for name in ["test.db", "test.db-wal"] {
-        let path = h.dir.path().join(name);
+    let db = h.db_path();
+    let wal = db.with_file_name(format!("{}-wal", PassHarness::DB_FILE));
+    for path in [db, wal] {
         if let Ok(bytes) = std::fs::read(&path) {
             assert!(
-                !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
-                "the secret is in {name}"
+                !bytes
+                    .windows(API_SECRET.len())
+                    .any(|w| w == API_SECRET.as_bytes()),
+                "the secret is in {}",
+                path.display()
             );
         }
     }
@@ -777,10 +636,9 @@ async fn the_secret_never_reaches_the_database() {
 
 #[tokio::test]
 async fn the_progress_hook_sees_every_video_end() {
-    let h = Harness::new(SimulatorConfig::default(), &[]).await;
+    let h = harness(SimulatorConfig::default(), &[]).await;
     let all = ids(12);
-    h.watch(&all.iter().map(String::as_str).collect::<Vec<_>>())
-        .await;
+    h.watch(&all).await;
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let hook_seen = std::sync::Arc::clone(&seen);
     let report = h
@@ -803,12 +661,12 @@ async fn the_progress_hook_sees_every_video_end() {
 
 #[tokio::test]
 async fn an_enormous_account_pause_is_capped_instead_of_overflowing() {
-    let h = Harness::new(
+    let h = harness(
         SimulatorConfig::default(),
         &[
-            ("DOUYIN_WATCH__API__CONCURRENCY", "1"),
-            ("DOUYIN_WATCH__RETRY__ACCOUNT_PAUSE", "300000years"),
-            ("DOUYIN_WATCH__RETRY__ACCOUNT_PAUSE_MAX", "300000years"),
+            ("API__CONCURRENCY", "1"),
+            ("RETRY__ACCOUNT_PAUSE", "300000years"),
+            ("RETRY__ACCOUNT_PAUSE_MAX", "300000years"),
         ],
     )
     .await;
@@ -816,8 +674,13 @@ async fn an_enormous_account_pause_is_capped_instead_of_overflowing() {
     h.simulator
         .script(ID_A, vec![Scripted::Code("4016".into())]);
     let report = h.pass().await;
-    assert!(matches!(&report.stop, Some(StopReason::Account { code, .. }) if code == "4016"));
-    let until: String = get(&h.rows("SELECT until FROM pauses").await[0], "until");
+    assert_eq!(
+        account_stop_code(&report),
+        Some("4016"),
+        "{:?}",
+        report.stop
+    );
+    let until: String = column(&h.rows("SELECT until FROM pauses").await[0], "until");
     assert_eq!(until, "9999-12-31T23:59:59.000Z");
     let next = h.pass().await;
     assert!(

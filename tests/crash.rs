@@ -3,23 +3,13 @@
 //! pass runs to its end, and the database must be whole: every fetch's rows were written in one
 //! transaction, so a kill leaves either all of them or none.
 //!
-//! Self-contained on purpose (no `tests/support`): the helpers below are small copies.
 //! `DOUYIN_WATCH_SKIP_SLOW_TESTS=1` skips it.
 
-use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::str::FromStr;
-use std::time::{Duration, Instant};
+mod support;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
-use sqlx::{ConnectOptions, Connection, FromRow};
+use std::time::Duration;
 
-/// The binary under test.
-const BIN: &str = env!("CARGO_BIN_EXE_douyin-watch");
+use support::{SimProcess, TestEnv, ids_starting, skip_slow_test};
 
 /// Videos on the watch list: enough that one pass (16 in flight, ~125 ms an answer) takes
 /// seconds, so every kill lands in the middle of a pass.
@@ -37,23 +27,6 @@ const SECRET: &str = "crash-secret";
 
 /// Seed of the kill instants (and the simulator's draws), so a failure can be replayed.
 const SEED: u64 = 0x00c0_ffee_d00d;
-
-/// Upper bound for every command that is expected to finish on its own.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// True (after saying so) when the developer asked to skip the slow tests.
-fn skipped(test: &str) -> bool {
-    let skip = std::env::var("DOUYIN_WATCH_SKIP_SLOW_TESTS").is_ok_and(|v| v == "1");
-    if skip {
-        eprintln!("{test}: skipped because DOUYIN_WATCH_SKIP_SLOW_TESTS=1");
-    }
-    skip
-}
-
-/// `n` distinct 19-digit ids, like real ones.
-fn ids(n: usize) -> Vec<String> {
-    (1..=n).map(|i| format!("72{:017}", i)).collect()
-}
 
 /// A deterministic xorshift generator for the kill instants.
 struct Rng(u64);
@@ -74,249 +47,52 @@ impl Rng {
     }
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
-/// A child process that is SIGKILLed and reaped when dropped, also when the test panics.
-struct ChildGuard {
-    child: Child,
-    name: String,
-    stderr: PathBuf,
-    exited: Option<ExitStatus>,
-}
-
-impl ChildGuard {
-    /// Spawns `command` with stdout and stderr going to files in `dir`.
-    fn spawn(mut command: Command, dir: &Path, name: &str) -> ChildGuard {
-        let stdout = dir.join(format!("{name}.out"));
-        let stderr = dir.join(format!("{name}.err"));
-        command
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).expect("create the stdout file"))
-            .stderr(File::create(&stderr).expect("create the stderr file"));
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        ChildGuard {
-            child,
-            name: name.to_owned(),
-            stderr,
-            exited: None,
-        }
-    }
-
-    fn try_wait(&mut self) -> Option<ExitStatus> {
-        if self.exited.is_none() {
-            self.exited = self.child.try_wait().expect("try_wait");
-        }
-        self.exited
-    }
-
-    /// SIGKILL (unless it already ended), then reap. Returns true if the kill hit a live process.
-    fn sigkill(&mut self) -> bool {
-        if self.try_wait().is_some() {
-            return false;
-        }
-        let pid = i32::try_from(self.child.id()).expect("pid fits in i32");
-        kill(Pid::from_raw(pid), Signal::SIGKILL)
-            .unwrap_or_else(|e| panic!("cannot SIGKILL {}: {e}", self.name));
-        self.exited = Some(self.child.wait().expect("wait after SIGKILL"));
-        true
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if self.exited.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The program with no inherited `DOUYIN_WATCH*` or `RUST_LOG` variables.
-fn program(dir: &Path) -> Command {
-    let mut command = Command::new(BIN);
-    for (key, _) in std::env::vars_os() {
-        if let Some(key) = key.to_str()
-            && (key.starts_with("DOUYIN_WATCH") || key == "RUST_LOG")
-        {
-            command.env_remove(key);
-        }
-    }
-    command.current_dir(dir);
-    command
-}
-
-/// The simulator as a separate process on a free port of 127.0.0.1.
-struct SimProcess {
-    _child: ChildGuard,
-    port: u16,
-}
-
-impl SimProcess {
-    fn start(dir: &Path, args: &[&str]) -> SimProcess {
-        for attempt in 0..5 {
-            let port = free_port();
-            let mut command = program(dir);
-            command
-                .arg("simulate")
-                .arg("--listen")
-                .arg(format!("127.0.0.1:{port}"))
-                .args(args);
-            let mut child = ChildGuard::spawn(command, dir, &format!("simulator{attempt}"));
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline && child.try_wait().is_none() {
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    return SimProcess {
-                        _child: child,
-                        port,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            // The port was taken in between, or the start failed: try another port.
-            eprintln!("the simulator did not start: {}", child.stderr());
-        }
-        panic!("the simulator process did not start");
-    }
-
-    fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-/// Runs a command that should end by itself (killed after [`COMMAND_TIMEOUT`]).
-fn run_to_end(command: Command, stdin: &str) -> std::process::Output {
-    let mut command = assert_cmd::Command::from_std(command);
-    command
-        .timeout(COMMAND_TIMEOUT)
-        .write_stdin(stdin.to_owned());
-    command.output().expect("run douyin-watch")
-}
-
-fn describe(output: &std::process::Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// Read-only queries of the test database, one short connection each.
-struct Db {
-    path: PathBuf,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Db {
-    fn new(path: &Path) -> Db {
-        Db {
-            path: path.to_path_buf(),
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime"),
-        }
-    }
-
-    fn rows<T>(&self, sql: &str) -> Vec<T>
-    where
-        T: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
-    {
-        self.runtime
-            .block_on(async {
-                let mut connection =
-                    SqliteConnectOptions::from_str(&format!("sqlite://{}", self.path.display()))?
-                        .read_only(true)
-                        .busy_timeout(Duration::from_secs(10))
-                        .connect()
-                        .await?;
-                let rows = sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql.to_owned()))
-                    .fetch_all(&mut connection)
-                    .await;
-                let _ = connection.close_hard().await;
-                rows
-            })
-            .unwrap_or_else(|e| panic!("query {sql:?} failed: {e}"))
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.rows::<(i64,)>(sql)
-            .first()
-            .map(|row| row.0)
-            .unwrap_or_else(|| panic!("{sql:?} returned no row"))
-    }
-}
-
 #[test]
 fn a_kill_at_any_instant_loses_nothing() {
-    if skipped("a_kill_at_any_instant_loses_nothing") {
+    if skip_slow_test("a_kill_at_any_instant_loses_nothing") {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
     let seed = SEED.to_string();
     // Titles change every second charged fetch, so videos collect several versions while being
     // killed: the version numbering is under test, not just the first insert.
-    let sim = SimProcess::start(
-        dir.path(),
-        &[
-            "--key",
-            KEY,
-            "--secret",
-            SECRET,
-            "--latency",
-            "100ms",
-            "--latency-jitter",
-            "50ms",
-            "--change-every",
-            "2",
-            "--seed",
-            &seed,
-        ],
-    );
-    let db_path = dir.path().join("crash.db");
-    let base_url = sim.base_url();
-    let database_url = format!("sqlite://{}", db_path.display());
-    let concurrency = CONCURRENCY.to_string();
-    let env: Vec<(&str, &str)> = vec![
-        ("DOUYIN_WATCH__API__BASE_URL", &base_url),
-        ("DOUYIN_WATCH__API__KEY", KEY),
-        ("DOUYIN_WATCH__API__SECRET", SECRET),
-        ("DOUYIN_WATCH__DATABASE__URL", &database_url),
-        ("DOUYIN_WATCH__API__CONCURRENCY", &concurrency),
-        ("DOUYIN_WATCH__API__RATE_PER_SEC", "1000"),
-        ("DOUYIN_WATCH__LOG__LEVEL", "warn"),
-    ];
-    let command = |args: &[&str]| {
-        let mut command = program(dir.path());
-        command.args(args).envs(env.iter().copied());
-        command
-    };
+    let sim = SimProcess::start(&[
+        "--key",
+        KEY,
+        "--secret",
+        SECRET,
+        "--latency",
+        "100ms",
+        "--latency-jitter",
+        "50ms",
+        "--change-every",
+        "2",
+        "--seed",
+        &seed,
+    ]);
+    let mut env = TestEnv::new();
+    env.set("API__BASE_URL", &sim.base_url())
+        .set("API__KEY", KEY)
+        .set("API__SECRET", SECRET)
+        .set("API__CONCURRENCY", &CONCURRENCY.to_string())
+        .set("API__RATE_PER_SEC", "1000")
+        .set("LOG__LEVEL", "warn")
+        // No retry tuning: every call is answered, so the defaults apply as in production.
+        .unset("RETRY__BASE_DELAY")
+        .unset("RETRY__MAX_DELAY");
 
-    let watched = ids(VIDEOS);
-    let added = run_to_end(
-        command(&["watch", "add", "--file", "-"]),
+    let watched = ids_starting(72, VIDEOS);
+    let added = env.run_with_stdin(
+        &["watch", "add", "--file", "-"],
         &(watched.join("\n") + "\n"),
     );
-    assert!(added.status.success(), "watch add: {}", describe(&added));
+    assert_eq!(added.code, Some(0), "watch add: {added:?}");
 
     let mut rng = Rng(SEED);
     let mut kills = 0;
     for round in 1..=KILLS {
-        let mut fetch =
-            ChildGuard::spawn(command(&["fetch"]), dir.path(), &format!("fetch{round}"));
+        let mut fetch = env.spawn(&["fetch"]);
         std::thread::sleep(Duration::from_millis(rng.between(100, 700)));
-        if fetch.sigkill() {
+        if fetch.kill_if_running() {
             kills += 1;
         } else {
             // A pass takes seconds, so this should not happen; if it does, it must have succeeded.
@@ -333,14 +109,10 @@ fn a_kill_at_any_instant_loses_nothing() {
         "only {kills} of {KILLS} fetches were still running when killed"
     );
 
-    let last = run_to_end(command(&["fetch"]), "");
-    assert!(
-        last.status.success(),
-        "the fetch after the kills: {}",
-        describe(&last)
-    );
+    let last = env.run(&["fetch"]);
+    assert_eq!(last.code, Some(0), "the fetch after the kills: {last:?}");
 
-    let db = Db::new(&db_path);
+    let db = env.db();
 
     // The kills really happened mid-pass: passes were left open, with fetches stored in them.
     let open_passes = db.count("SELECT COUNT(*) FROM passes WHERE finished_at IS NULL");

@@ -5,22 +5,16 @@
 //! every other video got its snapshot, and that the hostile video's attempts are in `fetches` with
 //! the expected `outcome`, `error` key, a one-line message and the right `charged` flag.
 
-use std::collections::HashMap;
+mod support;
+
 use std::time::Duration;
 
-use douyin_watch::client::ApiClient;
-use douyin_watch::collector::{Collector, PassOptions, PassReport, Trigger};
-use douyin_watch::settings::Settings;
-use douyin_watch::simulator::{Scripted, Simulator, SimulatorConfig};
-use douyin_watch::store::Store;
-use douyin_watch::video_id::VideoId;
+use douyin_watch::collector::PassReport;
+use douyin_watch::simulator::{Scripted, SimulatorConfig};
 use serde_json::{Value, json};
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
-use tokio_util::sync::CancellationToken;
-
-const KEY: &str = "test-key";
-const SECRET: &str = "SECRET-canary-7f3a9";
+use support::{
+    API_KEY, API_SECRET, PassHarness, column, fixture_item_for, ids_starting, run_full_pass_within,
+};
 
 /// The API document's example id, used as the hostile video.
 const HOSTILE: &str = "7118694749548072205";
@@ -31,182 +25,83 @@ const PASS_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Videos answered normally next to the hostile one: 7100000000000000001, ...2, ...3.
 fn others() -> Vec<String> {
-    (1..=3_u64)
-        .map(|i| (7_100_000_000_000_000_000_u64 + i).to_string())
-        .collect()
+    ids_starting(71, 3)
 }
 
-struct Harness {
-    dir: tempfile::TempDir,
-    simulator: Simulator,
-    settings: Settings,
-    store: Store,
+/// A harness with this file's tuning (a generous `api.timeout`, three quick attempts), then
+/// `settings`.
+async fn harness(settings: &[(&str, &str)]) -> PassHarness {
+    PassHarness::builder(SimulatorConfig::default())
+        // Generous: decoding megabytes in a debug build on a busy machine takes a while.
+        .set("API__TIMEOUT", "5s")
+        .set("RETRY__MAX_ATTEMPTS", "3")
+        .fast_retries()
+        .set_all(settings)
+        .start()
+        .await
 }
 
-impl Harness {
-    /// A simulator (credentials filled in), a fresh database and settings tuned by `env`.
-    async fn new(env: &[(&str, &str)]) -> Harness {
-        let simulator = Simulator::start(
-            "127.0.0.1:0".parse().expect("address"),
-            SimulatorConfig {
-                key: Some(KEY.to_owned()),
-                secret: Some(SECRET.to_owned()),
-                ..SimulatorConfig::default()
-            },
-        )
-        .await
-        .expect("simulator starts");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut environment: HashMap<String, String> = HashMap::from([
-            (
-                "DOUYIN_WATCH__DATABASE__URL".to_owned(),
-                format!("sqlite://{}", dir.path().join("test.db").display()),
-            ),
-            (
-                "DOUYIN_WATCH__API__BASE_URL".to_owned(),
-                simulator.base_url(),
-            ),
-            ("DOUYIN_WATCH__API__KEY".to_owned(), KEY.to_owned()),
-            ("DOUYIN_WATCH__API__SECRET".to_owned(), SECRET.to_owned()),
-            // Generous: decoding megabytes in a debug build on a busy machine takes a while.
-            ("DOUYIN_WATCH__API__TIMEOUT".to_owned(), "5s".to_owned()),
-            (
-                "DOUYIN_WATCH__API__RATE_PER_SEC".to_owned(),
-                "1000".to_owned(),
-            ),
-            (
-                "DOUYIN_WATCH__RETRY__MAX_ATTEMPTS".to_owned(),
-                "3".to_owned(),
-            ),
-            (
-                "DOUYIN_WATCH__RETRY__BASE_DELAY".to_owned(),
-                "10ms".to_owned(),
-            ),
-            (
-                "DOUYIN_WATCH__RETRY__MAX_DELAY".to_owned(),
-                "50ms".to_owned(),
-            ),
-        ]);
-        for (key, value) in env {
-            environment.insert((*key).to_owned(), (*value).to_owned());
-        }
-        let settings = Settings::load_from(None, environment).expect("valid settings");
-        let store = Store::open(settings.database_options().expect("url"))
-            .await
-            .expect("store opens");
-        Harness {
-            dir,
-            simulator,
-            settings,
-            store,
-        }
-    }
+/// One pass over every watched video; fails the test if it takes longer than `PASS_DEADLINE`.
+async fn pass(h: &PassHarness) -> PassReport {
+    run_full_pass_within(
+        &h.collector(),
+        PASS_DEADLINE,
+        "the pass completes instead of stalling",
+    )
+    .await
+}
 
-    fn collector(&self) -> Collector {
-        Collector::new(
-            self.store.clone(),
-            ApiClient::new(&self.settings.api).expect("client"),
-            PassOptions::from_settings(&self.settings),
-        )
-    }
+/// The attempts recorded for `id`, in order.
+async fn fetches_of(h: &PassHarness, id: &str) -> Vec<Fetch> {
+    h.rows_for(
+        "SELECT attempt, outcome, http_status, error_code, error, reason, message, charged, \
+         snapshot_id FROM fetches WHERE video_id = ? ORDER BY id",
+        id,
+    )
+    .await
+    .iter()
+    .map(|row| Fetch {
+        attempt: column(row, "attempt"),
+        outcome: column(row, "outcome"),
+        http_status: column(row, "http_status"),
+        error_code: column(row, "error_code"),
+        error: column(row, "error"),
+        reason: column(row, "reason"),
+        message: column(row, "message"),
+        charged: column(row, "charged"),
+        snapshot_id: column(row, "snapshot_id"),
+    })
+    .collect()
+}
 
-    async fn watch(&self, ids: &[String]) {
-        let ids: Vec<VideoId> = ids.iter().map(|id| id.parse().expect("id")).collect();
-        self.store
-            .add_videos(&ids, None, chrono::Utc::now())
-            .await
-            .expect("add");
-    }
-
-    /// One pass over every watched video; fails the test if it takes longer than `PASS_DEADLINE`.
-    async fn pass(&self) -> PassReport {
-        tokio::time::timeout(
-            PASS_DEADLINE,
-            self.collector()
-                .run_pass(Trigger::Fetch, None, &CancellationToken::new()),
-        )
-        .await
-        .expect("the pass completes instead of stalling")
-        .expect("pass runs")
-    }
-
-    /// A separate read-only connection, as a user's `sqlite3` would have.
-    async fn sql(&self) -> SqlitePool {
-        SqlitePool::connect_with(
-            SqliteConnectOptions::new()
-                .filename(self.dir.path().join("test.db"))
-                .read_only(true),
-        )
-        .await
-        .expect("read connection")
-    }
-
-    /// The rows of `query` with `id` bound to its one parameter.
-    async fn rows_for(&self, query: &'static str, id: &str) -> Vec<SqliteRow> {
-        sqlx::query(query)
-            .bind(id)
-            .fetch_all(&self.sql().await)
-            .await
-            .expect("query")
-    }
-
-    /// The attempts recorded for `id`, in order.
-    async fn fetches(&self, id: &str) -> Vec<Fetch> {
-        self.rows_for(
-            "SELECT attempt, outcome, http_status, error_code, error, reason, message, charged, \
-             snapshot_id FROM fetches WHERE video_id = ? ORDER BY id",
+/// `status`, `last_error_code`, `last_error` and `consecutive_failures` of one video.
+async fn video_state(h: &PassHarness, id: &str) -> (String, Option<String>, Option<String>, i64) {
+    let rows = h
+        .rows_for(
+            "SELECT status, last_error_code, last_error, consecutive_failures FROM videos \
+             WHERE video_id = ?",
             id,
         )
+        .await;
+    let row = &rows[0];
+    (
+        column(row, "status"),
+        column(row, "last_error_code"),
+        column(row, "last_error"),
+        column(row, "consecutive_failures"),
+    )
+}
+
+/// The number of snapshots (versions) of one video.
+async fn snapshot_count(h: &PassHarness, id: &str) -> usize {
+    h.rows_for("SELECT id FROM snapshots WHERE video_id = ?", id)
         .await
-        .iter()
-        .map(|row| Fetch {
-            attempt: get(row, "attempt"),
-            outcome: get(row, "outcome"),
-            http_status: get(row, "http_status"),
-            error_code: get(row, "error_code"),
-            error: get(row, "error"),
-            reason: get(row, "reason"),
-            message: get(row, "message"),
-            charged: get(row, "charged"),
-            snapshot_id: get(row, "snapshot_id"),
-        })
-        .collect()
-    }
+        .len()
+}
 
-    /// `status`, `last_error_code`, `last_error` and `consecutive_failures` of one video.
-    async fn video(&self, id: &str) -> (String, Option<String>, Option<String>, i64) {
-        let rows = self
-            .rows_for(
-                "SELECT status, last_error_code, last_error, consecutive_failures FROM videos \
-                 WHERE video_id = ?",
-                id,
-            )
-            .await;
-        let row = &rows[0];
-        (
-            get(row, "status"),
-            get(row, "last_error_code"),
-            get(row, "last_error"),
-            get(row, "consecutive_failures"),
-        )
-    }
-
-    /// The number of snapshots (versions) of one video.
-    async fn snapshots(&self, id: &str) -> usize {
-        self.rows_for("SELECT id FROM snapshots WHERE video_id = ?", id)
-            .await
-            .len()
-    }
-
-    /// Requests the simulator received for one id.
-    fn requests_for(&self, id: &str) -> u64 {
-        self.simulator
-            .stats()
-            .per_item
-            .get(id)
-            .copied()
-            .unwrap_or(0)
-    }
+/// Requests the simulator received for one id.
+fn requests_for(h: &PassHarness, id: &str) -> u64 {
+    h.simulator.stats().per_item.get(id).copied().unwrap_or(0)
 }
 
 /// One `fetches` row.
@@ -240,31 +135,18 @@ impl Fetch {
             "short: {} characters",
             message.chars().count()
         );
-        assert!(!message.contains(SECRET), "the secret leaked: {message}");
+        assert!(
+            !message.contains(API_SECRET),
+            "the secret leaked: {message}"
+        );
         message
     }
-}
-
-fn get<T>(row: &SqliteRow, column: &str) -> T
-where
-    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    sqlx::Row::try_get(row, column).unwrap_or_else(|e| panic!("column {column}: {e}"))
-}
-
-/// The fixture's item with `num_iid` set to `id`.
-fn item_for(id: &str) -> Value {
-    let fixture: Value =
-        serde_json::from_str(include_str!("fixtures/item_get_video.ok.json")).expect("fixture");
-    let mut item = fixture["item"].clone();
-    item["num_iid"] = json!(id);
-    item
 }
 
 /// A complete `0000` envelope for `id`, encoded.
 fn success_body(id: &str) -> Vec<u8> {
     json!({
-        "item": item_for(id),
+        "item": fixture_item_for(id),
         "error": "",
         "reason": "",
         "error_code": "0000",
@@ -278,40 +160,44 @@ fn success_body(id: &str) -> Vec<u8> {
 
 /// Watches the hostile video and the others, scripts `answers` for the hostile one, runs one
 /// pass and checks that every other video was fetched once and got its snapshot.
-async fn hostile_pass(env: &[(&str, &str)], answers: Vec<Scripted>) -> (Harness, PassReport) {
-    let h = Harness::new(env).await;
+async fn hostile_pass(env: &[(&str, &str)], answers: Vec<Scripted>) -> (PassHarness, PassReport) {
+    let h = harness(env).await;
     let mut all = vec![HOSTILE.to_owned()];
     all.extend(others());
     h.watch(&all).await;
     h.simulator.script(HOSTILE, answers);
-    let report = h.pass().await;
+    let report = pass(&h).await;
     assert_eq!(report.totals.videos, 4, "{}", report.summary());
     assert!(report.stop.is_none(), "{}", report.summary());
     for id in others() {
-        let fetches = h.fetches(&id).await;
+        let fetches = fetches_of(&h, &id).await;
         assert_eq!(fetches.len(), 1, "{id}: {fetches:?}");
         assert_eq!(fetches[0].outcome, "ok", "{id}: {fetches:?}");
         assert!(fetches[0].charged);
         assert!(fetches[0].snapshot_id.is_some());
-        assert_eq!(h.snapshots(&id).await, 1, "{id}");
-        assert_eq!(h.video(&id).await, ("ok".to_owned(), None, None, 0), "{id}");
-        assert_eq!(h.requests_for(&id), 1, "{id}");
+        assert_eq!(snapshot_count(&h, &id).await, 1, "{id}");
+        assert_eq!(
+            video_state(&h, &id).await,
+            ("ok".to_owned(), None, None, 0),
+            "{id}"
+        );
+        assert_eq!(requests_for(&h, &id), 1, "{id}");
     }
     (h, report)
 }
 
 /// Checks that the hostile video failed once, without a retry, and returns that attempt.
-async fn single_failure(h: &Harness, report: &PassReport) -> Fetch {
+async fn single_failure(h: &PassHarness, report: &PassReport) -> Fetch {
     assert_eq!(report.totals.failed, 1, "{}", report.summary());
     assert_eq!(report.totals.fetched_ok, 3, "{}", report.summary());
-    assert_eq!(h.requests_for(HOSTILE), 1, "not retried");
-    let mut fetches = h.fetches(HOSTILE).await;
+    assert_eq!(requests_for(h, HOSTILE), 1, "not retried");
+    let mut fetches = fetches_of(h, HOSTILE).await;
     assert_eq!(fetches.len(), 1, "{fetches:?}");
     let fetch = fetches.remove(0);
     assert_eq!(fetch.attempt, 1);
     assert!(fetch.snapshot_id.is_none(), "{fetch:?}");
-    assert_eq!(h.snapshots(HOSTILE).await, 0);
-    let (status, last_code, last_error, failures) = h.video(HOSTILE).await;
+    assert_eq!(snapshot_count(h, HOSTILE).await, 0);
+    let (status, last_code, last_error, failures) = video_state(h, HOSTILE).await;
     assert_eq!(status, "failing");
     assert_eq!(
         last_code.as_deref(),
@@ -334,7 +220,7 @@ fn assert_invalid_answer(fetch: &Fetch) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_larger_than_max_body_bytes_is_cut_off_and_not_retried() {
     let (h, report) = hostile_pass(
-        &[("DOUYIN_WATCH__API__MAX_BODY_BYTES", "65536")],
+        &[("API__MAX_BODY_BYTES", "65536")],
         vec![Scripted::Huge {
             bytes: 10 * 1024 * 1024,
         }],
@@ -357,11 +243,10 @@ async fn a_body_that_trickles_slower_than_the_timeout_times_out_on_every_attempt
         chunk: 1,
         every: Duration::from_millis(100),
     };
-    let (h, report) =
-        hostile_pass(&[("DOUYIN_WATCH__API__TIMEOUT", "300ms")], vec![trickle; 3]).await;
+    let (h, report) = hostile_pass(&[("API__TIMEOUT", "300ms")], vec![trickle; 3]).await;
     assert_eq!(report.totals.failed, 1, "{}", report.summary());
-    assert_eq!(h.requests_for(HOSTILE), 3, "retried up to max_attempts");
-    let fetches = h.fetches(HOSTILE).await;
+    assert_eq!(requests_for(&h, HOSTILE), 3, "retried up to max_attempts");
+    let fetches = fetches_of(&h, HOSTILE).await;
     assert_eq!(
         fetches.iter().map(|f| f.attempt).collect::<Vec<_>>(),
         [1, 2, 3]
@@ -372,7 +257,11 @@ async fn a_body_that_trickles_slower_than_the_timeout_times_out_on_every_attempt
         assert!(!fetch.charged);
         fetch.line();
     }
-    assert_eq!(h.video(HOSTILE).await.3, 3, "three consecutive failures");
+    assert_eq!(
+        video_state(&h, HOSTILE).await.3,
+        3,
+        "three consecutive failures"
+    );
     assert_eq!(report.totals.charged_calls, 3);
 }
 
@@ -385,8 +274,8 @@ async fn a_connection_reset_in_the_middle_of_the_body_is_retried() {
     };
     let (h, report) = hostile_pass(&[], vec![broken.clone(), broken]).await;
     assert_eq!(report.totals.fetched_ok, 4, "{}", report.summary());
-    assert_eq!(h.requests_for(HOSTILE), 3);
-    let fetches = h.fetches(HOSTILE).await;
+    assert_eq!(requests_for(&h, HOSTILE), 3);
+    let fetches = fetches_of(&h, HOSTILE).await;
     assert_eq!(fetches.len(), 3, "{fetches:?}");
     for fetch in &fetches[..2] {
         assert_eq!(fetch.outcome, "transport_error", "{fetch:?}");
@@ -400,7 +289,7 @@ async fn a_connection_reset_in_the_middle_of_the_body_is_retried() {
     }
     assert_eq!(fetches[2].outcome, "ok");
     assert!(fetches[2].charged);
-    assert_eq!(h.snapshots(HOSTILE).await, 1);
+    assert_eq!(snapshot_count(&h, HOSTILE).await, 1);
     assert_eq!(report.totals.charged_calls, 4);
 }
 
@@ -434,8 +323,8 @@ async fn a_gbk_encoded_not_found_envelope_is_read_as_chinese() {
     );
     let (h, report) = hostile_pass(&[], vec![Scripted::Body(body)]).await;
     assert_eq!(report.totals.not_found, 1, "{}", report.summary());
-    assert_eq!(h.requests_for(HOSTILE), 1, "not retried");
-    let fetches = h.fetches(HOSTILE).await;
+    assert_eq!(requests_for(&h, HOSTILE), 1, "not retried");
+    let fetches = fetches_of(&h, HOSTILE).await;
     assert_eq!(fetches.len(), 1, "{fetches:?}");
     let fetch = &fetches[0];
     assert_eq!(fetch.outcome, "api_error");
@@ -444,7 +333,7 @@ async fn a_gbk_encoded_not_found_envelope_is_read_as_chinese() {
     assert_eq!(fetch.reason.as_deref(), Some("没找到"));
     assert!(fetch.charged, "2000 is billed");
     fetch.line();
-    assert_eq!(h.video(HOSTILE).await.0, "not_found");
+    assert_eq!(video_state(&h, HOSTILE).await.0, "not_found");
     assert_eq!(report.totals.charged_calls, 4);
 }
 
@@ -466,42 +355,42 @@ async fn deep_nesting_inside_the_item_is_ignored_field_by_field() {
     let body = envelope.to_string().replace(r#""DEEP""#, &deep);
     let (h, report) = hostile_pass(&[], vec![Scripted::Body(body.into_bytes())]).await;
     assert_eq!(report.totals.fetched_ok, 4, "{}", report.summary());
-    let fetches = h.fetches(HOSTILE).await;
+    let fetches = fetches_of(&h, HOSTILE).await;
     assert_eq!(fetches.len(), 1, "{fetches:?}");
     assert_eq!(fetches[0].outcome, "ok", "{fetches:?}");
     let titles = h
         .rows_for("SELECT title FROM snapshots WHERE video_id = ?", HOSTILE)
         .await;
-    assert_eq!(get::<Option<String>>(&titles[0], "title"), None);
+    assert_eq!(column::<Option<String>>(&titles[0], "title"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enormous_unknown_string_field_is_fine_under_a_raised_limit() {
     let (h, report) = hostile_pass(
-        &[("DOUYIN_WATCH__API__MAX_BODY_BYTES", "8388608")],
+        &[("API__MAX_BODY_BYTES", "8388608")],
         vec![Scripted::Huge {
             bytes: 5 * 1024 * 1024,
         }],
     )
     .await;
     assert_eq!(report.totals.fetched_ok, 4, "{}", report.summary());
-    let fetches = h.fetches(HOSTILE).await;
+    let fetches = fetches_of(&h, HOSTILE).await;
     assert_eq!(fetches.len(), 1, "{fetches:?}");
     assert_eq!(fetches[0].outcome, "ok", "{fetches:?}");
     assert!(fetches[0].charged);
-    assert_eq!(h.snapshots(HOSTILE).await, 1);
+    assert_eq!(snapshot_count(&h, HOSTILE).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enormous_title_is_stored_whole_under_a_raised_limit() {
     let title = "长".repeat(5 * 1024 * 1024 / 3);
-    let mut item = item_for(HOSTILE);
+    let mut item = fixture_item_for(HOSTILE);
     item["title"] = json!(title);
     // `jsonu` keeps the Chinese as UTF-8 (3 bytes a character) instead of 6-byte `\uXXXX` escapes.
     let (h, report) = hostile_pass(
         &[
-            ("DOUYIN_WATCH__API__MAX_BODY_BYTES", "8388608"),
-            ("DOUYIN_WATCH__API__RESULT_TYPE", "jsonu"),
+            ("API__MAX_BODY_BYTES", "8388608"),
+            ("API__RESULT_TYPE", "jsonu"),
         ],
         vec![Scripted::Item(item)],
     )
@@ -511,7 +400,7 @@ async fn an_enormous_title_is_stored_whole_under_a_raised_limit() {
         4,
         "{}: {:?}",
         report.summary(),
-        h.fetches(HOSTILE).await
+        fetches_of(&h, HOSTILE).await
     );
     let stored = h
         .rows_for(
@@ -520,15 +409,18 @@ async fn an_enormous_title_is_stored_whole_under_a_raised_limit() {
         )
         .await;
     assert_eq!(
-        get::<i64>(&stored[0], "chars"),
+        column::<i64>(&stored[0], "chars"),
         i64::try_from(title.chars().count()).expect("fits")
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_0000_with_another_videos_item_is_a_charged_mismatch_and_not_retried() {
-    let (h, report) =
-        hostile_pass(&[], vec![Scripted::Item(item_for("7999999999999999999"))]).await;
+    let (h, report) = hostile_pass(
+        &[],
+        vec![Scripted::Item(fixture_item_for("7999999999999999999"))],
+    )
+    .await;
     let fetch = single_failure(&h, &report).await;
     assert_eq!(fetch.outcome, "decode_error");
     assert_eq!(fetch.error_code.as_deref(), Some("0000"));
@@ -549,7 +441,7 @@ async fn a_redirect_is_not_followed() {
         .expect("bind");
     // Gateways often echo the request's query in the Location; it must not reach the message.
     let target = format!(
-        "http://{}/douyin/item_get_video/?key={KEY}&secret={SECRET}&item_id={HOSTILE}",
+        "http://{}/douyin/item_get_video/?key={API_KEY}&secret={API_SECRET}&item_id={HOSTILE}",
         elsewhere.local_addr().expect("address")
     );
     let (h, report) = hostile_pass(&[], vec![Scripted::Redirect(target)]).await;
@@ -583,7 +475,7 @@ async fn an_html_error_page_with_status_200_is_a_decode_error_with_an_excerpt() 
 async fn an_answer_that_echoes_the_request_url_keeps_the_secret_out_of_the_message() {
     let page = format!(
         "<html><body><b>Warning</b>: upstream failed for GET \
-         /douyin/item_get_video/?key={KEY}&secret={SECRET}&item_id={HOSTILE}&cache=yes</body></html>"
+         /douyin/item_get_video/?key={API_KEY}&secret={API_SECRET}&item_id={HOSTILE}&cache=yes</body></html>"
     );
     let (h, report) = hostile_pass(&[], vec![Scripted::Body(page.into_bytes())]).await;
     let fetch = single_failure(&h, &report).await;
@@ -604,7 +496,7 @@ async fn numbers_where_strings_belong_and_the_reverse_still_make_a_snapshot() {
     );
     let (h, report) = hostile_pass(&[], vec![Scripted::Body(body.into_bytes())]).await;
     assert_eq!(report.totals.fetched_ok, 4, "{}", report.summary());
-    let fetches = h.fetches(HOSTILE).await;
+    let fetches = fetches_of(&h, HOSTILE).await;
     assert_eq!(fetches.len(), 1, "{fetches:?}");
     assert_eq!(fetches[0].outcome, "ok", "{fetches:?}");
     assert_eq!(fetches[0].error_code.as_deref(), Some("0000"));
@@ -617,24 +509,24 @@ async fn numbers_where_strings_belong_and_the_reverse_still_make_a_snapshot() {
         .await;
     let row = &snapshot[0];
     assert_eq!(
-        get::<Option<String>>(row, "title").as_deref(),
+        column::<Option<String>>(row, "title").as_deref(),
         Some("12345")
     );
     assert_eq!(
-        get::<Option<String>>(row, "item_type").as_deref(),
+        column::<Option<String>>(row, "item_type").as_deref(),
         Some("4")
     );
-    assert_eq!(get::<Option<String>>(row, "nick"), None);
+    assert_eq!(column::<Option<String>>(row, "nick"), None);
     assert_eq!(
-        get::<Option<String>>(row, "author_uid").as_deref(),
+        column::<Option<String>>(row, "author_uid").as_deref(),
         Some("2362203779104899")
     );
-    assert_eq!(get::<String>(row, "item_imgs"), r#"["x"]"#);
+    assert_eq!(column::<String>(row, "item_imgs"), r#"["x"]"#);
     let request_ids = h
         .rows_for("SELECT request_id FROM fetches WHERE video_id = ?", HOSTILE)
         .await;
     assert_eq!(
-        get::<Option<String>>(&request_ids[0], "request_id").as_deref(),
+        column::<Option<String>>(&request_ids[0], "request_id").as_deref(),
         Some("98765")
     );
 }
@@ -648,12 +540,12 @@ async fn an_api_info_of_several_megabytes_does_not_fail_the_fetch() {
     let mut envelope: Value = serde_json::from_slice(&success_body(HOSTILE)).expect("json");
     envelope["api_info"] = json!(api_info);
     let (h, report) = hostile_pass(
-        &[("DOUYIN_WATCH__API__MAX_BODY_BYTES", "8388608")],
+        &[("API__MAX_BODY_BYTES", "8388608")],
         vec![Scripted::Body(envelope.to_string().into_bytes())],
     )
     .await;
     assert_eq!(report.totals.fetched_ok, 4, "{}", report.summary());
-    let fetches = h.fetches(HOSTILE).await;
+    let fetches = fetches_of(&h, HOSTILE).await;
     assert_eq!(fetches[0].outcome, "ok", "{fetches:?}");
     let sample = h
         .rows_for(
@@ -663,10 +555,10 @@ async fn an_api_info_of_several_megabytes_does_not_fail_the_fetch() {
         )
         .await;
     assert_eq!(sample.len(), 1, "the quota sample is stored");
-    assert_eq!(get::<Option<i64>>(&sample[0], "calls_today"), Some(7));
-    assert_eq!(get::<Option<i64>>(&sample[0], "calls_max"), Some(10_000));
+    assert_eq!(column::<Option<i64>>(&sample[0], "calls_today"), Some(7));
+    assert_eq!(column::<Option<i64>>(&sample[0], "calls_max"), Some(10_000));
     // The store keeps the start of `api_info` (1024 characters), not megabytes of it.
-    let stored: i64 = get(&sample[0], "stored");
+    let stored: i64 = column(&sample[0], "stored");
     assert!(
         stored <= 1024,
         "quota_samples.api_info is {stored} characters"
@@ -678,7 +570,7 @@ async fn an_api_info_of_several_megabytes_does_not_fail_the_fetch() {
             HOSTILE,
         )
         .await;
-    let kept: String = get(&kept[0], "api_info");
+    let kept: String = column(&kept[0], "api_info");
     assert!(kept.starts_with("today:7 max:10000 all[7=7+0+0];expires:2030-12-31 xxx"));
 }
 

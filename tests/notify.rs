@@ -1,85 +1,44 @@
 //! Webhook notifications against a local receiver (wiremock on 127.0.0.1) after real passes.
 
-use std::collections::HashMap;
+mod support;
+
 use std::time::Duration;
 
-use douyin_watch::client::ApiClient;
-use douyin_watch::collector::{Collector, PassOptions, PassReport, Trigger};
+use douyin_watch::collector::{Collector, PassReport};
 use douyin_watch::notify::{Delivery, Notifier};
-use douyin_watch::settings::Settings;
-use douyin_watch::simulator::{Scripted, Simulator, SimulatorConfig};
-use douyin_watch::store::Store;
+use douyin_watch::simulator::{Scripted, SimulatorConfig};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
+use support::{API_KEY, API_SECRET, PassHarness, run_full_pass_within};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const SECRET: &str = "SECRET-canary-4242";
-const KEY: &str = "KEY-canary-1717";
 const GONE: &str = "7100000000000000404";
 
+/// A harness watching three videos (the last is `GONE`) whose collector sends its webhook to
+/// `receiver`, with the notifier's delivery task.
 struct Setup {
-    _dir: tempfile::TempDir,
-    simulator: Simulator,
+    harness: PassHarness,
     collector: Collector,
     delivery: Delivery,
 }
 
 async fn setup(receiver: &MockServer, simulator: SimulatorConfig, warn_at: &str) -> Setup {
-    let simulator = Simulator::start("127.0.0.1:0".parse().expect("addr"), simulator)
-        .await
-        .expect("simulator");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let environment = HashMap::from([
-        (
-            "DOUYIN_WATCH__DATABASE__URL".to_owned(),
-            format!("sqlite://{}", dir.path().join("n.db").display()),
-        ),
-        (
-            "DOUYIN_WATCH__API__BASE_URL".to_owned(),
-            simulator.base_url(),
-        ),
-        ("DOUYIN_WATCH__API__KEY".to_owned(), KEY.to_owned()),
-        ("DOUYIN_WATCH__API__SECRET".to_owned(), SECRET.to_owned()),
-        ("DOUYIN_WATCH__API__CONCURRENCY".to_owned(), "1".to_owned()),
-        (
-            "DOUYIN_WATCH__API__RATE_PER_SEC".to_owned(),
-            "1000".to_owned(),
-        ),
-        (
-            "DOUYIN_WATCH__QUOTA__WARN_AT".to_owned(),
-            warn_at.to_owned(),
-        ),
-        (
-            "DOUYIN_WATCH__NOTIFY__WEBHOOK_URL".to_owned(),
-            format!("{}/hook", receiver.uri()),
-        ),
-        (
-            "DOUYIN_WATCH__NOTIFY__TIMEOUT".to_owned(),
-            "300ms".to_owned(),
-        ),
-    ]);
-    let settings = Settings::load_from(None, environment).expect("settings");
-    let store = Store::open(settings.database_options().expect("url"))
-        .await
-        .expect("store");
-    let ids =
-        ["7100000000000000001", "7100000000000000002", GONE].map(|id| id.parse().expect("id"));
-    store
-        .add_videos(&ids, None, chrono::Utc::now())
-        .await
-        .expect("add");
-    let url = settings.webhook_url().expect("valid").expect("set");
-    let (notifier, delivery) = Notifier::start(url, settings.notify.timeout).expect("notifier");
-    let collector = Collector::new(
-        store,
-        ApiClient::new(&settings.api).expect("client"),
-        PassOptions::from_settings(&settings),
-    )
-    .with_notifier(notifier);
+    let harness = PassHarness::builder(simulator)
+        .set("API__CONCURRENCY", "1")
+        .set("QUOTA__WARN_AT", warn_at)
+        .set("NOTIFY__WEBHOOK_URL", &format!("{}/hook", receiver.uri()))
+        .set("NOTIFY__TIMEOUT", "300ms")
+        .start()
+        .await;
+    harness
+        .watch(&["7100000000000000001", "7100000000000000002", GONE])
+        .await;
+    let url = harness.settings.webhook_url().expect("valid").expect("set");
+    let (notifier, delivery) =
+        Notifier::start(url, harness.settings.notify.timeout).expect("notifier");
+    let collector = harness.collector().with_notifier(notifier);
     Setup {
-        _dir: dir,
-        simulator,
+        harness,
         collector,
         delivery,
     }
@@ -93,20 +52,22 @@ fn gone() -> SimulatorConfig {
 }
 
 async fn pass(collector: &Collector) -> PassReport {
-    tokio::time::timeout(
+    run_full_pass_within(
+        collector,
         Duration::from_secs(10),
-        collector.run_pass(Trigger::Fetch, None, &CancellationToken::new()),
+        "a pass never waits for the webhook",
     )
     .await
-    .expect("a pass never waits for the webhook")
-    .expect("pass")
 }
 
 async fn received(receiver: &MockServer) -> Vec<Value> {
     let requests = receiver.received_requests().await.expect("recorded");
     for request in &requests {
         let body = String::from_utf8_lossy(&request.body);
-        assert!(!body.contains(SECRET) && !body.contains(KEY), "{body}");
+        assert!(
+            !body.contains(API_SECRET) && !body.contains(API_KEY),
+            "{body}"
+        );
     }
     requests
         .iter()
@@ -137,7 +98,7 @@ async fn versions_not_found_and_the_quota_warning_are_announced_once() {
     .await;
     let first = pass(&s.collector).await;
     assert_eq!(first.totals.new_versions, 2);
-    s.simulator.set_today(0);
+    s.harness.simulator.set_today(0);
     let second = pass(&s.collector).await;
     assert_eq!(second.totals.fetched_ok, 2, "{}", second.summary());
     drop(s.collector);
@@ -176,7 +137,8 @@ async fn a_failing_receiver_is_retried_until_it_takes_the_event() {
         .mount(&receiver)
         .await;
     let s = setup(&receiver, SimulatorConfig::default(), "0").await;
-    s.simulator
+    s.harness
+        .simulator
         .script("7100000000000000001", vec![Scripted::Code("4005".into())]);
     let report = pass(&s.collector).await;
     assert!(report.stop.is_some());

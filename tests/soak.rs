@@ -4,24 +4,14 @@
 //! video must end with a snapshot, SIGTERM must end the daemon with exit 0, and its memory must
 //! not grow from pass to pass.
 //!
-//! Self-contained on purpose (no `tests/support`): the helpers below are small copies.
 //! `DOUYIN_WATCH_SKIP_SLOW_TESTS=1` skips it.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::str::FromStr;
-use std::time::{Duration, Instant};
+mod support;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
-use sqlx::{ConnectOptions, Connection, FromRow};
+use std::time::Duration;
 
-/// The binary under test.
-const BIN: &str = env!("CARGO_BIN_EXE_douyin-watch");
+use nix::sys::signal::Signal;
+use support::{SimProcess, TestEnv, ids_starting, poll_until, skip_slow_test};
 
 /// Videos on the watch list.
 const VIDEOS: usize = 1_000;
@@ -38,9 +28,6 @@ const MAX_ATTEMPTS: i64 = 6;
 /// How long the passes may take altogether before the test gives up.
 const PASSES_TIMEOUT: Duration = Duration::from_secs(45);
 
-/// Upper bound for every command that is expected to finish on its own.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Allowed RSS growth between the end of the second pass and the end of the last one.
 ///
 /// Some growth after the second pass is legitimate and bounded: SQLite's page caches (at most
@@ -53,261 +40,6 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// about 1,250 calls and stores as many rows, so a leak of a few KiB per call or row would exceed
 /// it within the two passes measured.
 const RSS_MARGIN_KB: u64 = 8 * 1024;
-
-/// True (after saying so) when the developer asked to skip the slow tests.
-fn skipped(test: &str) -> bool {
-    let skip = std::env::var("DOUYIN_WATCH_SKIP_SLOW_TESTS").is_ok_and(|v| v == "1");
-    if skip {
-        eprintln!("{test}: skipped because DOUYIN_WATCH_SKIP_SLOW_TESTS=1");
-    }
-    skip
-}
-
-/// `n` distinct 19-digit ids, like real ones.
-fn ids(n: usize) -> Vec<String> {
-    (1..=n).map(|i| format!("74{:017}", i)).collect()
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, for at most `limit`.
-fn poll_until<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check() {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A child process that is SIGKILLed and reaped when dropped, also when the test panics.
-struct ChildGuard {
-    child: Child,
-    name: String,
-    stderr: PathBuf,
-    exited: Option<ExitStatus>,
-}
-
-impl ChildGuard {
-    /// Spawns `command` with stdout and stderr going to files in `dir`.
-    fn spawn(mut command: Command, dir: &Path, name: &str) -> ChildGuard {
-        let stdout = dir.join(format!("{name}.out"));
-        let stderr = dir.join(format!("{name}.err"));
-        command
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).expect("create the stdout file"))
-            .stderr(File::create(&stderr).expect("create the stderr file"));
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        ChildGuard {
-            child,
-            name: name.to_owned(),
-            stderr,
-            exited: None,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn signal(&self, signal: Signal) {
-        let pid = i32::try_from(self.child.id()).expect("pid fits in i32");
-        kill(Pid::from_raw(pid), signal)
-            .unwrap_or_else(|e| panic!("cannot send {signal} to {}: {e}", self.name));
-    }
-
-    fn try_wait(&mut self) -> Option<ExitStatus> {
-        if self.exited.is_none() {
-            self.exited = self.child.try_wait().expect("try_wait");
-        }
-        self.exited
-    }
-
-    /// Waits at most `limit` for the process to end.
-    fn wait_timeout(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The last `lines` lines of what the process wrote to stderr.
-    fn stderr_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if self.exited.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The program with no inherited `DOUYIN_WATCH*` or `RUST_LOG` variables.
-fn program(dir: &Path) -> Command {
-    let mut command = Command::new(BIN);
-    for (key, _) in std::env::vars_os() {
-        if let Some(key) = key.to_str()
-            && (key.starts_with("DOUYIN_WATCH") || key == "RUST_LOG")
-        {
-            command.env_remove(key);
-        }
-    }
-    command.current_dir(dir);
-    command
-}
-
-/// Runs a command that should end by itself (killed after [`COMMAND_TIMEOUT`]).
-fn run_to_end(command: Command) -> std::process::Output {
-    let mut command = assert_cmd::Command::from_std(command);
-    command.timeout(COMMAND_TIMEOUT);
-    command.output().expect("run douyin-watch")
-}
-
-/// The counters of `GET /_sim/stats` this test reads.
-#[derive(Debug, serde::Deserialize)]
-struct SimStats {
-    requests: u64,
-    charged: u64,
-    by_code: BTreeMap<String, u64>,
-}
-
-/// The simulator as a separate process on a free port of 127.0.0.1.
-struct SimProcess {
-    _child: ChildGuard,
-    port: u16,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl SimProcess {
-    fn start(dir: &Path, args: &[&str]) -> SimProcess {
-        for attempt in 0..5 {
-            let port = free_port();
-            let mut command = program(dir);
-            command
-                .arg("simulate")
-                .arg("--listen")
-                .arg(format!("127.0.0.1:{port}"))
-                .args(args);
-            let mut child = ChildGuard::spawn(command, dir, &format!("simulator{attempt}"));
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline && child.try_wait().is_none() {
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("runtime");
-                    return SimProcess {
-                        _child: child,
-                        port,
-                        runtime,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            // The port was taken in between, or the start failed: try another port.
-            eprintln!("the simulator did not start: {}", child.stderr_tail(20));
-        }
-        panic!("the simulator process did not start");
-    }
-
-    fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// `GET /_sim/stats` (admin requests are not counted in it).
-    fn stats(&self) -> SimStats {
-        let url = format!("{}/_sim/stats", self.base_url());
-        self.runtime.block_on(async {
-            let response = reqwest::Client::new()
-                .get(url)
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-                .expect("GET /_sim/stats");
-            assert!(
-                response.status().is_success(),
-                "GET /_sim/stats: {}",
-                response.status()
-            );
-            response.json().await.expect("the stats as JSON")
-        })
-    }
-}
-
-/// Read-only queries of the test database, one short connection each.
-struct Db {
-    path: PathBuf,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Db {
-    fn new(path: &Path) -> Db {
-        Db {
-            path: path.to_path_buf(),
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime"),
-        }
-    }
-
-    fn try_rows<T>(&self, sql: &str) -> Result<Vec<T>, sqlx::Error>
-    where
-        T: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
-    {
-        self.runtime.block_on(async {
-            let mut connection =
-                SqliteConnectOptions::from_str(&format!("sqlite://{}", self.path.display()))?
-                    .read_only(true)
-                    .busy_timeout(Duration::from_secs(10))
-                    .connect()
-                    .await?;
-            let rows = sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql.to_owned()))
-                .fetch_all(&mut connection)
-                .await;
-            let _ = connection.close_hard().await;
-            rows
-        })
-    }
-
-    fn rows<T>(&self, sql: &str) -> Vec<T>
-    where
-        T: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
-    {
-        self.try_rows(sql)
-            .unwrap_or_else(|e| panic!("query {sql:?} failed: {e}"))
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.rows::<(i64,)>(sql)
-            .first()
-            .map(|row| row.0)
-            .unwrap_or_else(|| panic!("{sql:?} returned no row"))
-    }
-}
 
 /// A `passes` row: id, trigger, finished_at, videos, fetched_ok, failed, stopped_by.
 type PassRow = (i64, String, Option<String>, i64, i64, i64, Option<String>);
@@ -325,70 +57,50 @@ fn rss_kb(pid: u32) -> u64 {
 
 #[test]
 fn fault_soak_records_every_attempt_and_does_not_grow() {
-    if skipped("fault_soak_records_every_attempt_and_does_not_grow") {
+    if skip_slow_test("fault_soak_records_every_attempt_and_does_not_grow") {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sim = SimProcess::start(
-        dir.path(),
-        &[
-            "--latency",
-            "20ms",
-            "--fault-rate",
-            "0.2",
-            "--faults",
-            "4000,4001,4002,5000,http502,reset,hang",
-            "--seed",
-            "20261129",
-        ],
-    );
-    let db_path = dir.path().join("soak.db");
-    let base_url = sim.base_url();
-    let database_url = format!("sqlite://{}", db_path.display());
-    let concurrency = CONCURRENCY.to_string();
-    let max_attempts = MAX_ATTEMPTS.to_string();
-    let env: Vec<(&str, &str)> = vec![
-        ("DOUYIN_WATCH__API__BASE_URL", &base_url),
-        ("DOUYIN_WATCH__API__KEY", "soak-key"),
-        ("DOUYIN_WATCH__API__SECRET", "soak-secret"),
-        ("DOUYIN_WATCH__DATABASE__URL", &database_url),
-        ("DOUYIN_WATCH__API__CONCURRENCY", &concurrency),
-        ("DOUYIN_WATCH__API__RATE_PER_SEC", "1000"),
+    let sim = SimProcess::start(&[
+        "--latency",
+        "20ms",
+        "--fault-rate",
+        "0.2",
+        "--faults",
+        "4000,4001,4002,5000,http502,reset,hang",
+        "--seed",
+        "20261129",
+    ]);
+    let mut env = TestEnv::new();
+    env.set("API__BASE_URL", &sim.base_url())
+        .set("API__KEY", "soak-key")
+        .set("API__SECRET", "soak-secret")
+        .set("API__CONCURRENCY", &CONCURRENCY.to_string())
+        .set("API__RATE_PER_SEC", "1000")
         // A hang becomes a quick timeout.
-        ("DOUYIN_WATCH__API__TIMEOUT", "500ms"),
-        ("DOUYIN_WATCH__RETRY__MAX_ATTEMPTS", &max_attempts),
-        ("DOUYIN_WATCH__RETRY__BASE_DELAY", "10ms"),
-        ("DOUYIN_WATCH__RETRY__MAX_DELAY", "100ms"),
+        .set("API__TIMEOUT", "500ms")
+        .set("RETRY__MAX_ATTEMPTS", &MAX_ATTEMPTS.to_string())
+        .set("RETRY__BASE_DELAY", "10ms")
+        .set("RETRY__MAX_DELAY", "100ms")
         // Every second; a tick during a pass is skipped, so passes run back to back.
-        ("DOUYIN_WATCH__SCHEDULE__CRON", "*/1 * * * * *"),
-        ("DOUYIN_WATCH__SCHEDULE__RUN_ON_START", "true"),
+        .set("SCHEDULE__CRON", "*/1 * * * * *")
+        .set("SCHEDULE__RUN_ON_START", "true")
         // Far longer than api.timeout: every call in flight at SIGTERM can finish.
-        ("DOUYIN_WATCH__SHUTDOWN__GRACE", "5s"),
+        .set("SHUTDOWN__GRACE", "5s")
         // Each failed attempt logs a warning; keep the log small.
-        ("DOUYIN_WATCH__LOG__LEVEL", "error"),
-    ];
-    let command = |args: &[&str]| {
-        let mut command = program(dir.path());
-        command.args(args).envs(env.iter().copied());
-        command
-    };
+        .set("LOG__LEVEL", "error");
 
-    let list = dir.path().join("ids.txt");
-    std::fs::write(&list, ids(VIDEOS).join("\n") + "\n").expect("write the id list");
-    let added = run_to_end(command(&[
+    let list = env.dir.path().join("ids.txt");
+    std::fs::write(&list, ids_starting(74, VIDEOS).join("\n") + "\n").expect("write the id list");
+    let added = env.run(&[
         "watch",
         "add",
         "--file",
         list.to_str().expect("a UTF-8 path"),
-    ]));
-    assert!(
-        added.status.success(),
-        "watch add: {}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    ]);
+    assert_eq!(added.code, Some(0), "watch add: {}", added.stderr);
 
-    let mut daemon = ChildGuard::spawn(command(&["run"]), dir.path(), "daemon");
-    let db = Db::new(&db_path);
+    let mut daemon = env.spawn(&["run"]);
+    let db = env.db();
     // RSS (KiB) sampled as soon as the poll sees pass n finished, for n = 1, 2, ...
     let mut rss_after_pass: Vec<u64> = Vec::new();
     let finished = poll_until(PASSES_TIMEOUT, || {
@@ -398,11 +110,7 @@ fn fault_soak_records_every_attempt_and_does_not_grow() {
                 daemon.stderr_tail(30)
             );
         }
-        let done = db
-            .try_rows::<(i64,)>("SELECT COUNT(*) FROM passes WHERE finished_at IS NOT NULL")
-            .ok()
-            .and_then(|rows| rows.first().map(|row| row.0))
-            .unwrap_or(0);
+        let done = db.count_or_zero("SELECT COUNT(*) FROM passes WHERE finished_at IS NOT NULL");
         let done = usize::try_from(done).expect("a count");
         if done > rss_after_pass.len() {
             let rss = rss_kb(daemon.pid());
@@ -435,7 +143,11 @@ fn fault_soak_records_every_attempt_and_does_not_grow() {
     );
     eprintln!("passes (id, trigger, finished_at, videos, ok, failed, stopped_by): {passes:#?}");
     eprintln!("RSS after each pass (KiB): {rss_after_pass:?}");
-    eprintln!("simulator: {stats:?}");
+    // Not `per_item`: a thousand entries would bury the rest.
+    eprintln!(
+        "simulator: {} requests, {} charged, by code {:?}",
+        stats.requests, stats.charged, stats.by_code
+    );
     assert!(
         passes.iter().all(|pass| pass.2.is_some()),
         "every pass, also the one SIGTERM interrupted, is finished: {passes:?}"
@@ -551,7 +263,8 @@ fn fault_soak_records_every_attempt_and_does_not_grow() {
         let answered = stats.by_code.get(code).copied().unwrap_or(0);
         assert!(
             answered > 0,
-            "the simulator never answered {code}: {stats:?}"
+            "the simulator never answered {code}: {:?}",
+            stats.by_code
         );
         assert!(
             rows <= answered && answered <= rows + abandoned,

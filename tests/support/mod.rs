@@ -1,13 +1,17 @@
-//! Shared helpers of the process-level tests: a scratch environment with its own SQLite file,
-//! child processes that are always killed, the onebound simulator (as a process or in-process),
-//! read-only queries of the test database and bounded polling.
+//! Shared helpers of the integration tests.
 //!
-//! Every program run gets a clean environment: inherited `DOUYIN_WATCH*` and `RUST_LOG` variables
-//! are removed, and only 127.0.0.1 is ever contacted.
+//! For the process-level tests: a scratch environment with its own SQLite file, child processes
+//! that are always killed, the onebound simulator (as a process or in-process), read-only queries
+//! of the test database and bounded polling. Every program run gets a clean environment: inherited
+//! `DOUYIN_WATCH*` and `RUST_LOG` variables are removed, and only 127.0.0.1 is ever contacted.
+//!
+//! For the tests that drive `Collector::run_pass` in the test's own runtime: [`PassHarness`], the
+//! simulator plus a fresh database and the settings that join them, with read-only queries.
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -15,12 +19,18 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use douyin_watch::client::ApiClient;
+use douyin_watch::collector::{Collector, PassError, PassOptions, PassReport, Trigger};
+use douyin_watch::settings::Settings;
 use douyin_watch::simulator::{Simulator, SimulatorConfig, SimulatorStats};
+use douyin_watch::store::Store;
+use douyin_watch::video_id::VideoId;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
-use sqlx::{ConnectOptions, FromRow, SqliteConnection};
+use sqlx::{ConnectOptions, FromRow, SqliteConnection, SqlitePool};
 use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_douyin-watch");
@@ -28,9 +38,25 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_douyin-watch");
 /// How long any one short command may take before the test gives up on it.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Five ids used across the tests (19 digits like real ones).
+/// `n` distinct ids used across the tests (19 digits like real ones): 73 followed by 1, 2, ...
 pub fn ids(n: usize) -> Vec<String> {
-    (1..=n).map(|i| format!("73{:017}", i)).collect()
+    ids_starting(73, n)
+}
+
+/// `n` distinct 19-digit ids: the two digits `prefix`, then 1, 2, ... written with 17 digits.
+pub fn ids_starting(prefix: u8, n: usize) -> Vec<String> {
+    assert!((10..=99).contains(&prefix), "two digits: {prefix}");
+    (1..=n).map(|i| format!("{prefix}{i:017}")).collect()
+}
+
+/// True (after saying so) when the developer asked to skip the slow tests with
+/// `DOUYIN_WATCH_SKIP_SLOW_TESTS=1`.
+pub fn skip_slow_test(test: &str) -> bool {
+    let skip = std::env::var("DOUYIN_WATCH_SKIP_SLOW_TESTS").is_ok_and(|v| v == "1");
+    if skip {
+        eprintln!("{test}: skipped because DOUYIN_WATCH_SKIP_SLOW_TESTS=1");
+    }
+    skip
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -130,6 +156,17 @@ impl ChildGuard {
         }
     }
 
+    /// SIGKILL unless the process has ended already, then reap; true if the kill hit a live
+    /// process.
+    pub fn kill_if_running(&mut self) -> bool {
+        if self.try_wait().is_some() {
+            return false;
+        }
+        self.signal(Signal::SIGKILL);
+        self.exited = Some(self.child.wait().expect("wait after SIGKILL"));
+        true
+    }
+
     /// SIGKILL, then reap.
     pub fn kill_now(&mut self) -> ExitStatus {
         if self.try_wait().is_none() {
@@ -147,6 +184,13 @@ impl ChildGuard {
     /// What the process wrote to stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of what the process wrote to stderr so far.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        let text = self.stderr();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 }
 
@@ -194,7 +238,8 @@ impl SimProcess {
                 .arg(format!("127.0.0.1:{port}"))
                 .args(args);
             let mut child = ChildGuard::spawn(command, dir.path(), "simulator");
-            let deadline = Instant::now() + Duration::from_secs(10);
+            // Generous: a debug build on a busy machine can take seconds to start listening.
+            let deadline = Instant::now() + Duration::from_secs(20);
             let mut up = false;
             while Instant::now() < deadline {
                 if child.try_wait().is_some() {
@@ -233,7 +278,13 @@ impl SimProcess {
     pub fn stats(&self) -> SimulatorStats {
         let url = format!("{}/_sim/stats", self.base_url());
         self.runtime.block_on(async {
-            let response = self.http.get(url).send().await.expect("GET /_sim/stats");
+            let response = self
+                .http
+                .get(url)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .expect("GET /_sim/stats");
             assert!(
                 response.status().is_success(),
                 "stats: {}",
@@ -538,5 +589,236 @@ impl Db {
             .ok()
             .and_then(|rows| rows.first().map(|row| row.0))
             .unwrap_or(0)
+    }
+}
+
+/// The API key a [`PassHarness`] configures, in its simulator and in its settings.
+pub const API_KEY: &str = "test-key";
+
+/// The API secret a [`PassHarness`] configures: a canary that tests search the database, messages
+/// and webhook bodies for.
+pub const API_SECRET: &str = "SECRET-canary-7f3a9";
+
+/// The item of `tests/fixtures/item_get_video.ok.json`, a real `0000` answer.
+pub fn fixture_item() -> serde_json::Value {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/item_get_video.ok.json")).expect("fixture");
+    fixture["item"].clone()
+}
+
+/// [`fixture_item`] with `num_iid` set to `id`.
+pub fn fixture_item_for(id: &str) -> serde_json::Value {
+    let mut item = fixture_item();
+    item["num_iid"] = serde_json::json!(id);
+    item
+}
+
+/// One column of a row, decoded as `T`; panics with the column's name if that fails.
+pub fn column<T>(row: &SqliteRow, name: &str) -> T
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    sqlx::Row::try_get(row, name).unwrap_or_else(|e| panic!("column {name}: {e}"))
+}
+
+/// Runs one `fetch` pass over every active video, as `douyin-watch fetch` does.
+pub async fn run_full_pass(collector: &Collector) -> Result<PassReport, PassError> {
+    collector
+        .run_pass(Trigger::Fetch, None, &CancellationToken::new())
+        .await
+}
+
+/// Runs one full pass that must succeed; fails the test with `stalled` if it takes longer than
+/// `limit`.
+pub async fn run_full_pass_within(
+    collector: &Collector,
+    limit: Duration,
+    stalled: &str,
+) -> PassReport {
+    tokio::time::timeout(limit, run_full_pass(collector))
+        .await
+        .unwrap_or_else(|_| panic!("{stalled}"))
+        .expect("pass runs")
+}
+
+/// How a [`PassHarness`] starts: the simulator's configuration and settings of its own.
+pub struct PassHarnessBuilder {
+    simulator: SimulatorConfig,
+    settings: Vec<(String, String)>,
+}
+
+impl PassHarnessBuilder {
+    /// Sets `DOUYIN_WATCH__<key>`; a later value for the same key replaces an earlier one.
+    pub fn set(mut self, key: &str, value: &str) -> PassHarnessBuilder {
+        // A doubled prefix would be ignored by the settings loader, silently.
+        assert!(
+            !key.starts_with("DOUYIN_WATCH"),
+            "{key}: give the key without the DOUYIN_WATCH__ prefix"
+        );
+        let name = format!("DOUYIN_WATCH__{key}");
+        self.settings.retain(|(k, _)| *k != name);
+        self.settings.push((name, value.to_owned()));
+        self
+    }
+
+    /// Retries 10 ms apart at first and at most 50 ms apart, so that a test's retries take no
+    /// time (`retry.base_delay`, `retry.max_delay`).
+    pub fn fast_retries(self) -> PassHarnessBuilder {
+        self.set("RETRY__BASE_DELAY", "10ms")
+            .set("RETRY__MAX_DELAY", "50ms")
+    }
+
+    /// [`PassHarnessBuilder::set`] for each pair, in order.
+    pub fn set_all(self, settings: &[(&str, &str)]) -> PassHarnessBuilder {
+        settings
+            .iter()
+            .fold(self, |builder, (key, value)| builder.set(key, value))
+    }
+
+    /// Starts the simulator on a free port of 127.0.0.1 (accepting only [`API_KEY`] and
+    /// [`API_SECRET`]), loads the settings and opens the store on a fresh SQLite file.
+    pub async fn start(self) -> PassHarness {
+        let simulator = Simulator::start(
+            "127.0.0.1:0".parse().expect("address"),
+            SimulatorConfig {
+                key: Some(API_KEY.to_owned()),
+                secret: Some(API_SECRET.to_owned()),
+                ..self.simulator
+            },
+        )
+        .await
+        .expect("simulator starts");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join(PassHarness::DB_FILE);
+        let mut environment: HashMap<String, String> = HashMap::from([
+            (
+                "DOUYIN_WATCH__DATABASE__URL".to_owned(),
+                format!("sqlite://{}", db.display()),
+            ),
+            (
+                "DOUYIN_WATCH__API__BASE_URL".to_owned(),
+                simulator.base_url(),
+            ),
+            ("DOUYIN_WATCH__API__KEY".to_owned(), API_KEY.to_owned()),
+            (
+                "DOUYIN_WATCH__API__SECRET".to_owned(),
+                API_SECRET.to_owned(),
+            ),
+            (
+                "DOUYIN_WATCH__API__RATE_PER_SEC".to_owned(),
+                "1000".to_owned(),
+            ),
+        ]);
+        environment.extend(self.settings);
+        let settings = Settings::load_from(None, environment).expect("valid settings");
+        let store = Store::open(settings.database_options().expect("url"))
+            .await
+            .expect("store opens");
+        PassHarness {
+            dir,
+            simulator,
+            settings,
+            store,
+        }
+    }
+}
+
+/// The simulator in the test's own runtime, a fresh SQLite file with the store open on it, and
+/// the settings that point the client at the simulator (`api.rate_per_sec` 1000, otherwise the
+/// defaults and what the builder set). Passes are driven directly, without cron.
+pub struct PassHarness {
+    /// The folder of the database file.
+    pub dir: TempDir,
+    /// The onebound simulator the client calls.
+    pub simulator: Simulator,
+    /// The settings loaded from the harness's environment.
+    pub settings: Settings,
+    /// The store, open on [`PassHarness::db_path`].
+    pub store: Store,
+}
+
+impl PassHarness {
+    /// The database's file name inside [`PassHarness::dir`].
+    pub const DB_FILE: &str = "test.db";
+
+    /// A builder for a harness whose simulator runs with `simulator` (credentials filled in).
+    pub fn builder(simulator: SimulatorConfig) -> PassHarnessBuilder {
+        PassHarnessBuilder {
+            simulator,
+            settings: Vec::new(),
+        }
+    }
+
+    /// The SQLite file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join(PassHarness::DB_FILE)
+    }
+
+    /// Connect options for the SQLite file, to open another [`Store`] or a pool on it.
+    pub fn connect_options(&self) -> SqliteConnectOptions {
+        SqliteConnectOptions::new().filename(self.db_path())
+    }
+
+    /// A collector on the harness's store, configured by its settings.
+    pub fn collector(&self) -> Collector {
+        self.collector_on(self.store.clone())
+    }
+
+    /// A collector on `store`, configured by the harness's settings.
+    pub fn collector_on(&self, store: Store) -> Collector {
+        Collector::new(
+            store,
+            ApiClient::new(&self.settings.api).expect("client"),
+            PassOptions::from_settings(&self.settings),
+        )
+    }
+
+    /// Adds `ids` to the watch list.
+    pub async fn watch<S: AsRef<str>>(&self, ids: &[S]) {
+        let ids: Vec<VideoId> = ids
+            .iter()
+            .map(|id| id.as_ref().parse().expect("id"))
+            .collect();
+        self.store
+            .add_videos(&ids, None, chrono::Utc::now())
+            .await
+            .expect("add");
+    }
+
+    /// One full pass with a fresh collector, which must succeed.
+    pub async fn pass(&self) -> PassReport {
+        run_full_pass(&self.collector()).await.expect("pass runs")
+    }
+
+    /// A separate read-only connection, as a user's `sqlite3` would have.
+    pub async fn read_only_pool(&self) -> SqlitePool {
+        SqlitePool::connect_with(self.connect_options().read_only(true))
+            .await
+            .expect("read connection")
+    }
+
+    /// Every row of `query`, read on a separate read-only connection.
+    pub async fn rows(&self, query: &'static str) -> Vec<SqliteRow> {
+        sqlx::query(query)
+            .fetch_all(&self.read_only_pool().await)
+            .await
+            .expect("query")
+    }
+
+    /// Every row of `query` with `id` bound to its one parameter.
+    pub async fn rows_for(&self, query: &'static str, id: &str) -> Vec<SqliteRow> {
+        sqlx::query(query)
+            .bind(id)
+            .fetch_all(&self.read_only_pool().await)
+            .await
+            .expect("query")
+    }
+
+    /// The single integer `query` returns (`SELECT COUNT(*) ...`, a `PRAGMA`).
+    pub async fn scalar(&self, query: &'static str) -> i64 {
+        sqlx::query_scalar(query)
+            .fetch_one(&self.read_only_pool().await)
+            .await
+            .expect("query")
     }
 }
