@@ -42,6 +42,9 @@ struct PassFigures {
     rate_limited: u64,
     /// API requests during this pass.
     requests: u64,
+    /// The simulator's mean time from a request's arrival to its answer, in ms: the configured
+    /// latency plus its timer's tick and its own work, which no collector can beat.
+    answer_ms: f64,
 }
 
 struct RunFigures {
@@ -145,6 +148,9 @@ fn run_once(dir: &Path, videos: usize, concurrency: usize, latency_ms: u64) -> R
             bytes_per_fetch: (after - bytes) as f64 / videos as f64,
             rate_limited: count_4008(&now) - count_4008(&stats),
             requests: now.requests - stats.requests,
+            answer_ms: (now.answer_micros - stats.answer_micros) as f64
+                / (now.timed_answers - stats.timed_answers).max(1) as f64
+                / 1000.0,
         });
         check_summary(name, &summary, videos);
         bytes = after;
@@ -195,6 +201,7 @@ fn report(
         let bytes = med(&|r| pick(r).bytes_per_fetch);
         let limited = med(&|r| pick(r).rate_limited as f64);
         let requests = med(&|r| pick(r).requests as f64);
+        let answer_ms = med(&|r| pick(r).answer_ms);
         println!("  {label}");
         println!(
             "    wall time             {wall:.3} s = {:.3} × ideal",
@@ -204,6 +211,11 @@ fn report(
         println!("    peak RSS              {rss:.1} MiB");
         println!("    database bytes/fetch  {bytes:.0}");
         println!("    4008 answers          {limited:.0} (of {requests:.0} requests)");
+        println!(
+            "    simulator's answers   {answer_ms:.2} ms on average (latency {latency_ms} ms): \
+             at best {:.3} × ideal",
+            answer_ms / latency_ms as f64
+        );
         (wall / ideal_s, cpu, bytes, limited)
     };
     println!();

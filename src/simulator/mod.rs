@@ -336,6 +336,13 @@ pub struct SimulatorStats {
     pub per_item: BTreeMap<String, u64>,
     /// Charged calls of the current Beijing day, as shown in `api_info`.
     pub today: u64,
+    /// JSON answers (success or error code) timed from the request's arrival to its encoded body.
+    #[serde(default)]
+    pub timed_answers: u64,
+    /// The sum of those times in microseconds: divided by `timed_answers`, how long an answer
+    /// really takes beside the configured latency (timer ticks, the simulator's own work).
+    #[serde(default)]
+    pub answer_micros: u64,
 }
 
 /// A simulator serving on a bound socket; dropping it stops the server without waiting.

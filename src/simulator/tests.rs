@@ -313,6 +313,14 @@ async fn concurrency_cap_answers_4008_at_once() {
     assert!(stats.max_in_flight_seen <= 2, "{stats:?}");
     assert_eq!(stats.in_flight, 0);
     assert_eq!(stats.charged, u64::try_from(served).unwrap());
+    // Every JSON answer is timed; the served ones waited out the latency, the refused did not.
+    assert_eq!(stats.timed_answers, 10, "{stats:?}");
+    let latency_micros = u64::try_from(latency.as_micros()).unwrap();
+    assert!(
+        stats.answer_micros >= latency_micros * u64::try_from(served).unwrap(),
+        "{stats:?}"
+    );
+    assert!(stats.answer_micros < latency_micros * 10, "{stats:?}");
 }
 
 #[tokio::test]
