@@ -777,3 +777,50 @@ fn a_panic_in_a_pass_task_keeps_the_secret_out_and_the_pass_going() {
         );
     }
 }
+
+#[test]
+fn the_demo_from_the_readme_runs_its_passes_and_shows_the_results() {
+    // As a newcomer runs it: no settings in the environment at all.
+    let mut env = TestEnv::new();
+    for key in [
+        "DATABASE__URL",
+        "API__KEY",
+        "API__SECRET",
+        "API__RATE_PER_SEC",
+        "RETRY__BASE_DELAY",
+        "RETRY__MAX_DELAY",
+    ] {
+        env.unset(key);
+    }
+    let folder = env.dir.path().join("demo");
+    let demo = env.run(&[
+        "demo",
+        "--passes",
+        "2",
+        "--dir",
+        &folder.display().to_string(),
+    ]);
+    assert_eq!(demo.code, Some(0), "{demo:?}");
+    for shown in [
+        "pass 1: 6 videos",
+        "pass 2: 6 videos",
+        "$ douyin-watch watch list",
+        "$ douyin-watch history 7118694749548072205",
+        "$ douyin-watch quota",
+        "$ douyin-watch failures",
+        "The demo database is",
+    ] {
+        assert!(demo.stdout.contains(shown), "{shown:?} missing: {demo:?}");
+    }
+    let db = support::Db::new(&folder.join("demo.db"));
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM videos WHERE last_fetched_at IS NOT NULL"),
+        6,
+        "every sample video was called"
+    );
+    assert!(db.count("SELECT COUNT(*) FROM latest_snapshots") >= 4);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM passes WHERE finished_at IS NOT NULL"),
+        2
+    );
+}

@@ -533,7 +533,8 @@ pub struct Db {
 }
 
 impl Db {
-    fn new(path: &Path) -> Db {
+    /// Read-only queries of the SQLite file at `path`.
+    pub fn new(path: &Path) -> Db {
         Db {
             path: path.to_path_buf(),
             runtime: tokio::runtime::Builder::new_current_thread()
