@@ -19,8 +19,13 @@ pub const ITEM_GET_VIDEO_PATH: &str = "douyin/item_get_video/";
 
 /// The client could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the HTTP client: {0}")]
-pub struct ClientBuildError(#[source] reqwest::Error);
+pub enum ClientBuildError {
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+    /// The settings check `api.base_url`, so only a caller that skipped them meets this.
+    #[error("api.base_url {0:?} is not an http(s) URL without a query")]
+    Endpoint(String),
+}
 
 /// A complete HTTP answer, or why there was none.
 #[derive(Debug)]
@@ -54,21 +59,15 @@ impl Answer {
 #[derive(Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
-    endpoint: String,
-    key: String,
-    secret: SecretString,
-    fixed_query: Vec<(&'static str, String)>,
     /// The request URL's parts, built once: see [`RequestUrl`].
-    url: Option<RequestUrl>,
+    url: RequestUrl,
     max_body_bytes: usize,
     /// Matches the secret as sent (plain or URL-encoded); `None` for secrets too short to blank out
     /// without mangling ordinary text.
     secret_pattern: Option<regex::bytes::Regex>,
 }
 
-/// The request URL, parsed and encoded once: per call only the video id is put in. `None` in
-/// [`ApiClient`] when the endpoint does not parse as a URL without a query of its own, so that
-/// reqwest builds (and fails) the request as it always did.
+/// The request URL, parsed and encoded once: per call only the video id is put in.
 #[derive(Clone)]
 struct RequestUrl {
     /// The endpoint, without a query.
@@ -145,7 +144,7 @@ impl ApiClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("douyin-watch/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ClientBuildError(e.without_url()))?;
+            .map_err(|e| ClientBuildError::Http(e.without_url()))?;
         let mut fixed_query = vec![
             ("cache", api.cache.clone()),
             ("lang", api.lang.clone()),
@@ -158,18 +157,16 @@ impl ApiClient {
             "{}/{ITEM_GET_VIDEO_PATH}",
             api.base_url.trim_end_matches('/')
         );
+        let url = RequestUrl::new(
+            &endpoint,
+            &api.key,
+            api.secret.expose_secret(),
+            &fixed_query,
+        )
+        .ok_or_else(|| ClientBuildError::Endpoint(api.base_url.clone()))?;
         Ok(ApiClient {
             http,
-            url: RequestUrl::new(
-                &endpoint,
-                &api.key,
-                api.secret.expose_secret(),
-                &fixed_query,
-            ),
-            endpoint,
-            key: api.key.clone(),
-            secret: api.secret.clone(),
-            fixed_query,
+            url,
             max_body_bytes: api.max_body_bytes,
             secret_pattern: secret_pattern(api.secret.expose_secret()),
         })
@@ -181,10 +178,7 @@ impl ApiClient {
     /// it is not created at all, which saves its cost on every call.
     #[instrument(level = "debug", skip_all, fields(video_id = %video_id))]
     pub async fn item_get_video(&self, video_id: &VideoId) -> Answer {
-        let request = match &self.url {
-            Some(url) => self.http.get(url.for_video(video_id)),
-            None => self.request(video_id),
-        };
+        let request = self.http.get(self.url.for_video(video_id));
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(error) => return failed(error),
@@ -219,18 +213,6 @@ impl ApiClient {
             status,
             body: self.redact(body),
         }
-    }
-
-    /// The request built by reqwest from the endpoint text and the query pairs.
-    fn request(&self, video_id: &VideoId) -> reqwest::RequestBuilder {
-        self.http
-            .get(&self.endpoint)
-            .query(&[
-                ("key", self.key.as_str()),
-                ("secret", self.secret.expose_secret()),
-                ("item_id", video_id.as_str()),
-            ])
-            .query(&self.fixed_query)
     }
 
     /// `body` with every occurrence of the secret replaced by [`REDACTED`].
@@ -299,18 +281,44 @@ mod tests {
             ("https://example.com/base/path", "a b", "x y"),
         ];
         for (base, secret, version) in cases {
-            let client = ApiClient::new(&settings(base, secret, version)).expect("client");
-            let prebuilt = client.url.as_ref().expect("a prebuilt URL").for_video(&id);
-            let built = client.request(&id).build().expect("request");
+            let api = settings(base, secret, version);
+            let client = ApiClient::new(&api).expect("client");
+            let prebuilt = client.url.for_video(&id);
+            // What reqwest's own query encoding makes of the same pairs.
+            let mut fixed = vec![
+                ("cache", api.cache.as_str()),
+                ("lang", api.lang.as_str()),
+                ("result_type", api.result_type.as_str()),
+            ];
+            if !version.is_empty() {
+                fixed.push(("version", version));
+            }
+            let built = client
+                .http
+                .get(format!(
+                    "{}/{ITEM_GET_VIDEO_PATH}",
+                    base.trim_end_matches('/')
+                ))
+                .query(&[
+                    ("key", api.key.as_str()),
+                    ("secret", secret),
+                    ("item_id", id.as_str()),
+                ])
+                .query(&fixed)
+                .build()
+                .expect("request");
             assert_eq!(prebuilt.as_str(), built.url().as_str(), "{base}");
         }
     }
 
     #[test]
-    fn an_endpoint_that_is_not_a_plain_url_is_left_to_reqwest() {
+    fn an_endpoint_that_is_not_a_plain_url_is_refused() {
         for base in ["not a url", "https://example.com/?a=1"] {
-            let client = ApiClient::new(&settings(base, "secret", "")).expect("client");
-            assert!(client.url.is_none(), "{base}");
+            match ApiClient::new(&settings(base, "secret", "")) {
+                Err(ClientBuildError::Endpoint(shown)) => assert_eq!(shown, base),
+                Err(other) => panic!("{base}: {other}"),
+                Ok(_) => panic!("{base}: accepted"),
+            }
         }
     }
 }

@@ -331,6 +331,12 @@ impl Settings {
                 "must start with http:// or https://",
             ));
         }
+        if base.query().is_some() {
+            return Err(invalid(
+                "api.base_url",
+                "must not have a query (?...): the API's own parameters go there",
+            ));
+        }
         if !matches!(self.api.cache.as_str(), "yes" | "no") {
             return Err(invalid(
                 "api.cache",
@@ -581,6 +587,11 @@ mod tests {
             ("DOUYIN_WATCH__API__CACHE", "maybe", "api.cache"),
             ("DOUYIN_WATCH__API__LANG", "fr", "api.lang"),
             ("DOUYIN_WATCH__API__BASE_URL", "ftp://x", "api.base_url"),
+            (
+                "DOUYIN_WATCH__API__BASE_URL",
+                "https://example.com/?a=1",
+                "api.base_url",
+            ),
             ("DOUYIN_WATCH__API__TIMEOUT", "0s", "api.timeout"),
             (
                 "DOUYIN_WATCH__SCHEDULE__CRON",
