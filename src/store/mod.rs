@@ -982,7 +982,9 @@ impl Store {
         quota_samples_before: Option<DateTime<Utc>>,
     ) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
-        if let Some(before) = quota_samples_before {
+        // A sample's time is its fetch's start, so the samples to delete are those before the
+        // later of the two cutoffs: old ones, and those of the fetches deleted next.
+        if let Some(before) = quota_samples_before.max(fetches_before) {
             pruned.quota_samples += self
                 .delete_in_batches(
                     "DELETE FROM quota_readings WHERE fetch_id IN \
@@ -992,14 +994,6 @@ impl Store {
                 .await?;
         }
         if let Some(before) = fetches_before {
-            pruned.quota_samples += self
-                .delete_in_batches(
-                    "DELETE FROM quota_readings WHERE fetch_id IN \
-                     (SELECT q.fetch_id FROM quota_readings AS q JOIN fetches AS f \
-                      ON f.id = q.fetch_id WHERE f.started_at < ? LIMIT 2000)",
-                    &timestamp(before),
-                )
-                .await?;
             pruned.fetches += self
                 .delete_in_batches(
                     "DELETE FROM fetches WHERE id IN \
