@@ -1,19 +1,21 @@
-//! The SQLite store: every SQL statement of douyin-watch lives here.
+//! The SQLite store: every SQL statement of douyin-watch lives here (and in `attempts.rs`).
 //!
-//! Writes go through one connection (`writer`) and open their transactions with `BEGIN IMMEDIATE`,
-//! so concurrent writers wait on the busy timeout instead of failing with `SQLITE_BUSY_SNAPSHOT`.
-//! Reads use a separate small pool, so a long query never holds up a pass. No transaction is ever
-//! held across an HTTP call: a fetch's rows are written together after its answer arrived.
+//! Writes go through one writer lock and open their transactions with `BEGIN IMMEDIATE`, so
+//! concurrent writers (other processes) wait on the busy timeout instead of failing with
+//! `SQLITE_BUSY_SNAPSHOT`. Reads use a separate small pool, so a long query never holds up a pass.
+//! No transaction is ever held across an HTTP call: a fetch's rows are written together after its
+//! answer arrived.
 //!
-//! The writer is one connection behind a mutex rather than a pool of one: a pool pings its
-//! connection on every release. A fetch's whole transaction (`BEGIN IMMEDIATE` … `COMMIT`) is a
-//! single multi-statement query, so it costs one round trip to SQLite's thread, not one per
-//! statement (see [`Store::record_attempt`]).
+//! The writer lock guards two connections: an sqlx one for migrations and the occasional write
+//! (passes, the watch list, pauses, pruning), and a rusqlite one that stores attempts, the hot
+//! path (see `attempts.rs` for why). The lock is a mutex rather than a pool of one: a pool pings
+//! its connection on every release.
 
+mod attempts;
 mod reports;
 pub use reports::*;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -22,7 +24,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection};
 use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard, oneshot};
 
 use crate::api_info::ApiInfo;
@@ -30,6 +32,7 @@ use crate::attempt::Outcome;
 use crate::content::{Content, FIELD_NAMES};
 use crate::quota::{quota_day, quota_day_bounds};
 use crate::video_id::VideoId;
+use attempts::{AttemptWriter, MIRRORED_PRAGMAS};
 
 /// Longest `api_info` text stored; real ones are ~60 characters, a hostile one could be megabytes.
 const MAX_STORED_API_INFO_CHARS: usize = 1024;
@@ -86,6 +89,16 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// The connection that stores fetches could not be opened.
+    #[error("cannot open the database {path} to store fetches: {source}")]
+    OpenAttemptWriter {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Storing fetches failed.
+    #[error("database error while storing a fetch: {0}")]
+    Write(#[source] rusqlite::Error),
 }
 
 /// Wraps an sqlx error with the step it happened in.
@@ -121,8 +134,9 @@ struct Writer {
     /// A multi-statement write was abandoned part-way (its future dropped), so its transaction
     /// may still be open: the next user rolls it back first.
     in_doubt: bool,
-    /// `temp.attempt_batch` exists on this connection.
-    batch_table: bool,
+    /// The connection that stores attempts (`None` once the store is closed); used only by
+    /// whoever holds this writer, so the two connections never wait for each other.
+    attempts: Option<Arc<std::sync::Mutex<AttemptWriter>>>,
 }
 
 impl Writer {
@@ -464,18 +478,7 @@ impl Store {
             path: path.clone(),
             source,
         };
-        // The writer's result channel holds a whole group's results (a result per statement and
-        // an outcome row per attempt), so SQLite's thread never waits for them to be taken (see
-        // `polled_every`). Its temporary data (`temp.attempt_batch`, statement journals of the
-        // group's multi-row statements) stays in memory instead of being written to temporary
-        // files: a group holds at most `MAX_GROUP` attempts.
-        let mut writer = options
-            .clone()
-            .row_buffer_size(WRITER_ROW_BUFFER)
-            .pragma("temp_store", "memory")
-            .connect()
-            .await
-            .map_err(open_error)?;
+        let mut writer = options.clone().connect().await.map_err(open_error)?;
         refuse_newer_schema(&mut writer, &path).await?;
         MIGRATOR
             .run(&mut writer)
@@ -484,6 +487,7 @@ impl Store {
                 path: path.clone(),
                 source,
             })?;
+        let attempts = open_attempt_writer(&mut writer, options.get_filename(), &path).await?;
         // Readers keep a smaller page cache than SQLite's default 2 MB: their big reads (the
         // watch list, reports) scan far more than any cache holds anyway, and a pass holds
         // memory flat (issue 5: at most 30 MB for a pass over 100,000 videos).
@@ -501,7 +505,7 @@ impl Store {
             writer: Arc::new(Mutex::new(Writer {
                 conn: Some(writer),
                 in_doubt: false,
-                batch_table: false,
+                attempts: Some(Arc::new(std::sync::Mutex::new(attempts))),
             })),
             queue: Arc::default(),
             reader,
@@ -511,7 +515,17 @@ impl Store {
     /// Closes the readers and the writer, checkpointing the WAL. Later writes fail.
     pub async fn close(&self) {
         self.reader.close().await;
-        let conn = self.writer.lock().await.conn.take();
+        let mut writer = self.writer.lock().await;
+        // The attempt writer first: the last connection to close checkpoints the WAL.
+        if let Some(attempts) = writer.attempts.take() {
+            let attempts = Arc::into_inner(attempts)
+                .map(|a| a.into_inner().unwrap_or_else(|e| e.into_inner()));
+            if let Some(Err(error)) = attempts.map(AttemptWriter::close) {
+                tracing::warn!(%error, "closing the database's fetch-storing connection failed");
+            }
+        }
+        let conn = writer.conn.take();
+        drop(writer);
         if let Some(conn) = conn
             && let Err(error) = conn.close().await
         {
@@ -765,12 +779,11 @@ impl Store {
     /// in one transaction: after a crash either all of it is there or none.
     ///
     /// Attempts are committed in groups: the first caller to find the writer free waits up to
-    /// [`GROUP_COMMIT_WINDOW`] for others to join, then writes all of them in one transaction
-    /// of a fixed set of statements ([`STORE_BATCH_SQL`]), so neither the round trips to SQLite's thread
-    /// nor the pages written to the WAL grow with the number of fetches. If that transaction
-    /// fails, each attempt is tried again in a transaction of its own, so one bad row fails only
-    /// its own fetch. Whether the content is new is decided inside the transaction by comparing
-    /// its hash with the latest version's; a new version's `changed_fields` are computed there.
+    /// [`GROUP_COMMIT_WINDOW`] for others to join, then writes all of them in one transaction on
+    /// the attempt writer's connection (`attempts.rs`), so the pages written to the WAL do not
+    /// grow with the number of fetches. If that transaction fails, each attempt is tried again in
+    /// a transaction of its own, so one bad row fails only its own fetch. Whether the content is
+    /// new is decided inside the transaction by comparing its hash with the latest version's.
     pub async fn record_attempt(
         &self,
         record: &AttemptRecord<'_>,
@@ -782,7 +795,6 @@ impl Store {
             let id = queue.next_id;
             queue.waiting.push(Queued {
                 id,
-                video_id: record.video_id.to_owned(),
                 row: AttemptRow::new(record),
                 since: Instant::now(),
                 reply,
@@ -1046,6 +1058,30 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Opens the connection that stores attempts, with the write connection's limits (see
+/// [`MIRRORED_PRAGMAS`]).
+async fn open_attempt_writer(
+    writer: &mut SqliteConnection,
+    file: &std::path::Path,
+    path: &str,
+) -> Result<AttemptWriter, StoreError> {
+    let mut pragmas = Vec::with_capacity(MIRRORED_PRAGMAS.len());
+    for name in MIRRORED_PRAGMAS {
+        let value: i64 = sqlx::query_scalar(AssertSqlSafe(format!("PRAGMA {name}")))
+            .fetch_one(&mut *writer)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        pragmas.push((name, value));
+    }
+    AttemptWriter::open(file, &pragmas).map_err(|source| StoreError::OpenAttemptWriter {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 async fn refuse_newer_schema(conn: &mut SqliteConnection, path: &str) -> Result<(), StoreError> {
     let has_table: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
@@ -1077,38 +1113,9 @@ const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(20);
 /// The most attempts written in one transaction.
 const MAX_GROUP: usize = 64;
 
-/// How often a group commit's query is polled while SQLite's thread runs it.
-const RESULT_POLL_INTERVAL: Duration = Duration::from_millis(1);
-
-/// Results the writer connection's channel holds: a group's statements and outcome rows.
-const WRITER_ROW_BUFFER: usize = 4 * MAX_GROUP;
-
-/// Runs `future` to its end, polling it once now and then every `interval`, with a waker that
-/// does nothing.
-///
-/// sqlx sends each result of a query (one per statement, one per row) from SQLite's thread
-/// through a channel, and wakes the receiving task for each one it finds waiting: for a group
-/// commit, about fifty cross-thread wake-ups (a system call each, and a runtime thread woken from
-/// `epoll_wait`) while SQLite works for a millisecond or two. Polled on a timer instead, the
-/// results are taken a few at a time, with a waker that costs nothing to wake. The group's
-/// answers come at most `interval` later, which is nothing beside the group's wait for others.
-async fn polled_every<F: std::future::Future>(interval: Duration, future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    loop {
-        let polled = future
-            .as_mut()
-            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
-        if let std::task::Poll::Ready(output) = polled {
-            return output;
-        }
-        tokio::time::sleep(interval).await;
-    }
-}
-
 /// An attempt waiting to be written.
 struct Queued {
     id: u64,
-    video_id: String,
     row: AttemptRow,
     since: Instant,
     reply: oneshot::Sender<Result<StoredAttempt, StoreError>>,
@@ -1140,7 +1147,7 @@ fn take_group(waiting: &mut Vec<Queued>) -> Vec<Queued> {
     let mut group: Vec<Queued> = Vec::new();
     let mut rest = Vec::new();
     for queued in waiting.drain(..) {
-        if group.len() < MAX_GROUP && !group.iter().any(|g| g.video_id == queued.video_id) {
+        if group.len() < MAX_GROUP && !group.iter().any(|g| g.row.video_id == queued.row.video_id) {
             group.push(queued);
         } else {
             rest.push(queued);
@@ -1151,113 +1158,55 @@ fn take_group(waiting: &mut Vec<Queued>) -> Vec<Queued> {
 }
 
 /// Writes a group in one transaction and answers each attempt; if the transaction fails, writes
-/// each attempt in a transaction of its own.
-async fn write_group(mut writer: OwnedMutexGuard<Writer>, group: Vec<Queued>) {
-    if group.is_empty() {
+/// each attempt in a transaction of its own, so that one bad attempt fails alone. The writer lock
+/// is held until SQLite is done.
+async fn write_group(writer: OwnedMutexGuard<Writer>, group: Vec<Queued>) {
+    let Some(attempts) = writer.attempts.clone() else {
+        for queued in group {
+            let _ = queued.reply.send(Err(StoreError::Query {
+                step: "storing a fetch",
+                source: sqlx::Error::PoolClosed,
+            }));
+        }
         return;
-    }
-    match write_batch(&mut writer, &group).await {
-        Ok(mut stored) => {
-            for (queued, stored) in group.into_iter().zip(stored.drain(..)) {
+    };
+    // A blocking task runs to its end even if this one is dropped, so a group is never left
+    // half-written: its transaction commits or rolls back as a whole.
+    let written = tokio::task::spawn_blocking(move || {
+        // A panic while writing rolls its transaction back on the way out: the connection is
+        // usable again.
+        let mut attempts = attempts.lock().unwrap_or_else(|e| e.into_inner());
+        answer_group(&mut attempts, group);
+    });
+    let _ = written.await;
+    drop(writer);
+}
+
+fn answer_group(attempts: &mut AttemptWriter, group: Vec<Queued>) {
+    let rows: Vec<&AttemptRow> = group.iter().map(|queued| &queued.row).collect();
+    match attempts.write(&rows) {
+        Ok(stored) => {
+            for (queued, stored) in group.into_iter().zip(stored) {
                 let _ = queued.reply.send(Ok(stored));
             }
         }
         Err(error) if group.len() == 1 => {
             let queued = group.into_iter().next().expect("one attempt");
-            let _ = queued.reply.send(Err(error));
+            let _ = queued.reply.send(Err(StoreError::Write(error)));
         }
         Err(_) => {
             for queued in group {
-                let stored = write_batch(&mut writer, std::slice::from_ref(&queued))
-                    .await
-                    .map(|mut stored| stored.remove(0));
+                let stored = attempts
+                    .write(&[&queued.row])
+                    .map(|mut stored| stored.remove(0))
+                    .map_err(StoreError::Write);
                 let _ = queued.reply.send(stored);
             }
         }
     }
 }
 
-/// Runs the batch SQL for `group`; the outcomes in the group's order.
-async fn write_batch(
-    writer: &mut Writer,
-    group: &[Queued],
-) -> Result<Vec<StoredAttempt>, StoreError> {
-    if !writer.batch_table {
-        sqlx::raw_sql(BATCH_TABLE_SQL)
-            .execute(writer.conn())
-            .await
-            .map_err(step("starting to store a fetch"))?;
-        writer.batch_table = true;
-    }
-    let rows = group.len().next_power_of_two();
-    let mut query = sqlx::query(batch_sql(rows));
-    for queued in group {
-        query = queued.row.bind(query);
-    }
-    for _ in group.len()..rows {
-        query = AttemptRow::bind_padding(query);
-    }
-    // Until the query has run to its end its transaction may be open (see `Store::writer`).
-    writer.in_doubt = true;
-    let result = polled_every(RESULT_POLL_INTERVAL, query.fetch_all(writer.conn())).await;
-    if result.is_err() {
-        // A failed statement leaves the transaction open (unless SQLite rolled it back itself).
-        let _ = sqlx::query("ROLLBACK").execute(writer.conn()).await;
-    }
-    writer.in_doubt = false;
-    let rows = result.map_err(step("storing a fetch"))?;
-    if rows.len() != group.len() {
-        return Err(StoreError::Query {
-            step: "reading back a stored fetch",
-            source: sqlx::Error::Protocol(format!(
-                "{} outcomes for {} fetches",
-                rows.len(),
-                group.len()
-            )),
-        });
-    }
-    rows.iter()
-        .map(stored_attempt)
-        .collect::<Result<_, _>>()
-        .map_err(step("reading back a stored fetch"))
-}
-
-/// One row of the batch SQL's answer: what storing an attempt did.
-fn stored_attempt(row: &SqliteRow) -> Result<StoredAttempt, sqlx::Error> {
-    let snapshot = match row.try_get::<Option<i64>, _>("snapshot_id")? {
-        None => None,
-        Some(snapshot_id) => {
-            let is_new_version: bool = row.try_get("is_new")?;
-            let changed_fields = if is_new_version {
-                let changed: &str = row.try_get("changed_fields")?;
-                let changed: Vec<&str> =
-                    serde_json::from_str(changed).map_err(|e| sqlx::Error::Decode(e.into()))?;
-                FIELD_NAMES
-                    .into_iter()
-                    .filter(|name| changed.contains(name))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            Some(SnapshotOutcome {
-                snapshot_id,
-                version: row.try_get("version")?,
-                is_new_version,
-                changed_fields,
-            })
-        }
-    };
-    Ok(StoredAttempt {
-        fetch_id: row.try_get("fetch_id")?,
-        snapshot,
-        became_not_found: row
-            .try_get::<Option<bool>, _>("became_not_found")?
-            .unwrap_or(false),
-    })
-}
-
-/// An attempt as one row of `temp.attempt_batch`: the values of [`BATCH_COLUMNS`], owned, so
-/// that whichever caller writes the group can bind them.
+/// An attempt's values as stored, owned, so that whichever caller writes the group can bind them.
 struct AttemptRow {
     pass_id: Option<i64>,
     video_id: String,
@@ -1272,7 +1221,7 @@ struct AttemptRow {
     message: Option<String>,
     charged: bool,
     request_id: Option<String>,
-    video_status: &'static str,
+    video_status: VideoStatus,
     snapshot: Option<SnapshotRow>,
     quota: Option<QuotaRow>,
 }
@@ -1294,8 +1243,6 @@ struct QuotaRow {
     api_info: String,
 }
 
-type BatchQuery = sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
-
 impl AttemptRow {
     fn new(record: &AttemptRecord<'_>) -> AttemptRow {
         let count = |n: Option<u64>| n.map(to_i64);
@@ -1314,12 +1261,7 @@ impl AttemptRow {
             message: owned(record.message),
             charged: record.charged,
             request_id: owned(record.request_id),
-            video_status: match record.video_status {
-                VideoStatus::Ok => "ok",
-                VideoStatus::NotFound => "not_found",
-                VideoStatus::Failing => "failing",
-                VideoStatus::Untouched => "untouched",
-            },
+            video_status: record.video_status,
             snapshot: record.snapshot.as_ref().map(|input| {
                 let c = input.content;
                 SnapshotRow {
@@ -1360,213 +1302,6 @@ impl AttemptRow {
             }),
         }
     }
-
-    /// Binds the values of [`BATCH_COLUMNS`], in that order.
-    fn bind(&self, query: BatchQuery) -> BatchQuery {
-        let mut query = query
-            .bind(self.pass_id)
-            .bind(self.video_id.clone())
-            .bind(self.started_at.clone())
-            .bind(self.finished_at.clone())
-            .bind(self.attempt)
-            .bind(self.outcome)
-            .bind(self.http_status)
-            .bind(self.error_code.clone())
-            .bind(self.error.clone())
-            .bind(self.reason.clone())
-            .bind(self.message.clone())
-            .bind(self.charged)
-            .bind(self.request_id.clone())
-            .bind(self.error_code.clone().or_else(|| self.error.clone()))
-            .bind(self.video_status);
-        query = match &self.snapshot {
-            Some(snapshot) => {
-                query = query.bind(snapshot.content_hash.clone());
-                for field in &snapshot.fields {
-                    query = query.bind(field.clone());
-                }
-                query.bind(snapshot.raw.clone())
-            }
-            None => (0..FIELD_NAMES.len() + 2).fold(query, |q, _| q.bind(None::<String>)),
-        };
-        match &self.quota {
-            Some(quota) => query
-                .bind(true)
-                .bind(quota.server_time.clone())
-                .bind(quota.calls_today)
-                .bind(quota.calls_max)
-                .bind(quota.calls_total)
-                .bind(quota.calls_total_parts.clone())
-                .bind(quota.expires_on.clone())
-                .bind(quota.api_info.clone()),
-            None => (0..8).fold(query, |q, _| q.bind(None::<String>)),
-        }
-    }
-
-    /// Binds a row of NULLs, which the batch SQL drops (its `video_id` is NULL).
-    fn bind_padding(query: BatchQuery) -> BatchQuery {
-        (0..BATCH_COLUMNS.len()).fold(query, |q, _| q.bind(None::<String>))
-    }
-}
-
-/// The writer connection's scratch table for the batch SQL: one row per attempt of a group
-/// (`seq` is its position), with what the statements work out (`latest_id`: the video's latest
-/// version before the group; `fetch_id`).
-const BATCH_TABLE_SQL: &str = "\
-CREATE TEMP TABLE IF NOT EXISTS attempt_batch (
-    seq INTEGER PRIMARY KEY, pass_id INTEGER, video_id TEXT, started_at TEXT,
-    finished_at TEXT, attempt INTEGER, outcome TEXT, http_status INTEGER, error_code TEXT,
-    error TEXT, reason TEXT, message TEXT, charged INTEGER, request_id TEXT, failure_key TEXT,
-    video_status TEXT, content_hash TEXT, title TEXT, nick TEXT, signature TEXT, detail_url TEXT,
-    item_type TEXT, author_uid TEXT, short_id TEXT, video_url TEXT, video_url_raw TEXT,
-    cover_url TEXT, music_title TEXT, music_nick TEXT, music_url TEXT, music_cover_url TEXT,
-    item_imgs TEXT, raw TEXT, has_quota INTEGER, server_time TEXT,
-    calls_today INTEGER, calls_max INTEGER, calls_total INTEGER, calls_total_parts TEXT,
-    expires_on TEXT, api_info TEXT, latest_id INTEGER, fetch_id INTEGER
-)";
-
-/// The columns of `temp.attempt_batch` given by each attempt (see [`AttemptRow::bind`]).
-const BATCH_COLUMNS: [&str; 40] = [
-    "pass_id",
-    "video_id",
-    "started_at",
-    "finished_at",
-    "attempt",
-    "outcome",
-    "http_status",
-    "error_code",
-    "error",
-    "reason",
-    "message",
-    "charged",
-    "request_id",
-    "failure_key",
-    "video_status",
-    "content_hash",
-    "title",
-    "nick",
-    "signature",
-    "detail_url",
-    "item_type",
-    "author_uid",
-    "short_id",
-    "video_url",
-    "video_url_raw",
-    "cover_url",
-    "music_title",
-    "music_nick",
-    "music_url",
-    "music_cover_url",
-    "item_imgs",
-    "raw",
-    "has_quota",
-    "server_time",
-    "calls_today",
-    "calls_max",
-    "calls_total",
-    "calls_total_parts",
-    "expires_on",
-    "api_info",
-];
-
-/// The statements that store a group once it is in `temp.attempt_batch`: a snapshot seen again
-/// moves its `last_seen_at`, new content becomes a version (with the fields that differ from the
-/// latest), then the fetch rows (ids in the group's order), the quota readings (keeping the
-/// `api_info` text only where the `quota_samples` view would not rebuild it exactly) and the videos'
-/// status. The `SELECT` answers one row per attempt, in order.
-static STORE_BATCH_SQL: LazyLock<String> = LazyLock::new(|| {
-    let columns = FIELD_NAMES.join(", ");
-    let values: Vec<String> = FIELD_NAMES.iter().map(|f| format!("b.{f}")).collect();
-    let changed: Vec<String> = FIELD_NAMES
-        .iter()
-        .map(|f| format!("CASE WHEN p.{f} IS NOT b.{f} THEN '\"{f}\",' ELSE '' END"))
-        .collect();
-    format!(
-        "DELETE FROM temp.attempt_batch WHERE video_id IS NULL;
-UPDATE temp.attempt_batch SET latest_id = (SELECT id FROM snapshots AS s \
-  WHERE s.video_id = attempt_batch.video_id ORDER BY s.version DESC LIMIT 1) \
-  WHERE content_hash IS NOT NULL;
-UPDATE snapshots SET last_seen_at = b.finished_at, seen_count = seen_count + 1 \
-  FROM temp.attempt_batch AS b \
-  WHERE snapshots.id = b.latest_id AND snapshots.content_hash = b.content_hash;
-INSERT INTO snapshots (video_id, version, content_hash, first_seen_at, last_seen_at, seen_count, \
-  {columns}, raw, changed_fields) \
-  SELECT b.video_id, COALESCE(p.version, 0) + 1, b.content_hash, b.finished_at, b.finished_at, 1, \
-  {values}, b.raw, \
-  CASE WHEN p.id IS NULL THEN '[]' ELSE '[' || rtrim({changed}, ',') || ']' END \
-  FROM temp.attempt_batch AS b LEFT JOIN snapshots AS p ON p.id = b.latest_id \
-  WHERE b.content_hash IS NOT NULL AND p.content_hash IS NOT b.content_hash ORDER BY b.seq;
-UPDATE temp.attempt_batch SET fetch_id = (SELECT COALESCE(MAX(id), 0) FROM fetches) + 1 + seq;
-INSERT INTO fetches (id, pass_id, video_id, started_at, finished_at, attempt, outcome, http_status, \
-  error_code, error, reason, message, charged, request_id, snapshot_id) \
-  SELECT fetch_id, pass_id, video_id, started_at, finished_at, attempt, outcome, http_status, \
-  error_code, error, reason, message, charged, request_id, \
-  CASE WHEN content_hash IS NULL THEN NULL ELSE (SELECT id FROM snapshots AS s \
-    WHERE s.video_id = b.video_id ORDER BY s.version DESC LIMIT 1) END \
-  FROM temp.attempt_batch AS b ORDER BY seq;
-INSERT INTO quota_readings (fetch_id, server_time, calls_today, calls_max, calls_total, \
-  calls_total_parts, expires_on) \
-  SELECT fetch_id, server_time, calls_today, calls_max, calls_total, calls_total_parts, \
-  expires_on FROM temp.attempt_batch WHERE has_quota ORDER BY seq;
-UPDATE quota_readings SET api_info = b.api_info FROM temp.attempt_batch AS b \
-  WHERE quota_readings.fetch_id = b.fetch_id AND b.has_quota \
-  AND b.api_info IS NOT (SELECT v.api_info FROM quota_samples AS v WHERE v.id = b.fetch_id);
-UPDATE videos SET \
-  status_changed_at = CASE WHEN status = 'ok' THEN status_changed_at ELSE b.finished_at END, \
-  status = 'ok', last_fetched_at = b.finished_at, last_ok_at = b.finished_at, \
-  consecutive_failures = 0, last_error_code = NULL, last_error = NULL \
-  FROM temp.attempt_batch AS b WHERE videos.video_id = b.video_id AND b.video_status = 'ok';
-UPDATE videos SET \
-  status_changed_at = CASE WHEN status = 'not_found' THEN status_changed_at ELSE b.finished_at END, \
-  status = 'not_found', last_fetched_at = b.finished_at, last_error_code = b.failure_key, \
-  last_error = b.message, consecutive_failures = consecutive_failures + 1 \
-  FROM temp.attempt_batch AS b WHERE videos.video_id = b.video_id AND b.video_status = 'not_found';
-UPDATE videos SET \
-  status_changed_at = CASE WHEN status IN ('failing', 'not_found') THEN status_changed_at \
-    ELSE b.finished_at END, \
-  status = CASE WHEN status = 'not_found' THEN status ELSE 'failing' END, \
-  last_fetched_at = b.finished_at, last_error_code = b.failure_key, last_error = b.message, \
-  consecutive_failures = consecutive_failures + 1 \
-  FROM temp.attempt_batch AS b WHERE videos.video_id = b.video_id AND b.video_status = 'failing';
-SELECT b.fetch_id AS fetch_id, s.id AS snapshot_id, s.version AS version, \
-  s.id IS NOT b.latest_id AS is_new, s.changed_fields AS changed_fields, \
-  CASE WHEN b.video_status = 'not_found' THEN (SELECT v.status_changed_at = b.finished_at \
-    FROM videos AS v WHERE v.video_id = b.video_id) END AS became_not_found \
-  FROM temp.attempt_batch AS b LEFT JOIN snapshots AS s ON b.content_hash IS NOT NULL \
-  AND s.id = (SELECT id FROM snapshots AS l WHERE l.video_id = b.video_id \
-    ORDER BY l.version DESC LIMIT 1) \
-  ORDER BY b.seq;
-DELETE FROM temp.attempt_batch;
-COMMIT;",
-        values = values.join(", "),
-        changed = changed.join(" || "),
-    )
-});
-
-/// The group commit of `rows` attempts (a power of two; missing attempts are padded with NULL
-/// rows): `BEGIN IMMEDIATE`, the rows into `temp.attempt_batch` (their values are the only
-/// parameters, `?` in order), then [`STORE_BATCH_SQL`]. One text per size, so that SQLite's
-/// prepared statements are reused.
-fn batch_sql(rows: usize) -> &'static str {
-    static SIZES: LazyLock<Vec<String>> = LazyLock::new(|| {
-        let placeholders = vec!["?"; BATCH_COLUMNS.len()].join(", ");
-        (0..=MAX_GROUP.trailing_zeros())
-            .map(|power| {
-                let values: Vec<String> = (0..1usize << power)
-                    .map(|seq| format!("({seq}, {placeholders})"))
-                    .collect();
-                format!(
-                    "BEGIN IMMEDIATE;\nDELETE FROM temp.attempt_batch;\n\
-                     INSERT INTO temp.attempt_batch (seq, {}) VALUES {};\n{}",
-                    BATCH_COLUMNS.join(", "),
-                    values.join(", "),
-                    STORE_BATCH_SQL.as_str()
-                )
-            })
-            .collect()
-    });
-    let power = rows.next_power_of_two().trailing_zeros() as usize;
-    &SIZES[power]
 }
 
 fn json_array<T: AsRef<str>>(items: &[T]) -> String {

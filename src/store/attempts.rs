@@ -1,0 +1,268 @@
+//! Storing attempts: the group commit's statements, on a rusqlite connection of its own.
+//!
+//! Every call of a pass is stored, thousands a minute, so this is the store's hot path. Through
+//! sqlx every statement, bound value and result row of a group crossed to sqlx's SQLite thread and
+//! back, and cost about as much CPU as SQLite's own work (issue 5). Here a group is written by one
+//! blocking task, with plain statements prepared once and bound by reference.
+//!
+//! The connection is used only while the store's writer lock is held (see `Store::record_attempt`),
+//! so it never competes with the sqlx write connection for SQLite's write lock. It is configured as
+//! that connection is: see [`AttemptWriter::open`].
+
+use std::path::Path;
+use std::sync::LazyLock;
+
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+
+use super::{AttemptRow, BUSY_TIMEOUT, SnapshotOutcome, SnapshotRow, StoredAttempt, VideoStatus};
+use crate::content::FIELD_NAMES;
+
+/// The pragmas that govern writing, copied from the sqlx write connection, whose options cannot
+/// be read back: limits a caller set there (`query_only`, `max_page_count`) hold here too.
+pub(super) const MIRRORED_PRAGMAS: [&str; 4] = [
+    "query_only",
+    "max_page_count",
+    "foreign_keys",
+    "synchronous",
+];
+
+/// The connection that stores attempts.
+pub(super) struct AttemptWriter {
+    conn: Connection,
+}
+
+impl AttemptWriter {
+    /// Opens the (existing, migrated) database at `path`, with `pragmas` (name, value) set.
+    pub(super) fn open(path: &Path, pragmas: &[(&str, i64)]) -> rusqlite::Result<AttemptWriter> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        for (name, value) in pragmas {
+            conn.pragma_update(None, name, value)?;
+        }
+        Ok(AttemptWriter { conn })
+    }
+
+    /// Closes the connection, reporting what SQLite says.
+    pub(super) fn close(self) -> rusqlite::Result<()> {
+        self.conn.close().map_err(|(_, error)| error)
+    }
+
+    /// Stores `group` in one `BEGIN IMMEDIATE` transaction: all of it, or (on an error) none of it.
+    /// The outcomes come in the group's order.
+    pub(super) fn write(&mut self, group: &[&AttemptRow]) -> rusqlite::Result<Vec<StoredAttempt>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let stored = group
+            .iter()
+            .map(|row| write_attempt(&tx, row))
+            .collect::<rusqlite::Result<_>>()?;
+        tx.commit()?;
+        Ok(stored)
+    }
+}
+
+/// One attempt's rows: its snapshot (a new version, or the latest seen again), its fetch, its quota
+/// reading and its video's status.
+fn write_attempt(tx: &Transaction<'_>, row: &AttemptRow) -> rusqlite::Result<StoredAttempt> {
+    let snapshot = match &row.snapshot {
+        Some(snapshot) => Some(write_snapshot(tx, row, snapshot)?),
+        None => None,
+    };
+    tx.prepare_cached(
+        "INSERT INTO fetches (pass_id, video_id, started_at, finished_at, attempt, outcome, \
+         http_status, error_code, error, reason, message, charged, request_id, snapshot_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        row.pass_id,
+        row.video_id,
+        row.started_at,
+        row.finished_at,
+        row.attempt,
+        row.outcome,
+        row.http_status,
+        row.error_code,
+        row.error,
+        row.reason,
+        row.message,
+        row.charged,
+        row.request_id,
+        snapshot.as_ref().map(|s| s.snapshot_id),
+    ])?;
+    let fetch_id = tx.last_insert_rowid();
+    if let Some(quota) = &row.quota {
+        tx.prepare_cached(
+            "INSERT INTO quota_readings (fetch_id, server_time, calls_today, calls_max, \
+             calls_total, calls_total_parts, expires_on) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            fetch_id,
+            quota.server_time,
+            quota.calls_today,
+            quota.calls_max,
+            quota.calls_total,
+            quota.calls_total_parts,
+            quota.expires_on,
+        ])?;
+        // The text is kept only where the `quota_samples` view would not rebuild it exactly from
+        // the parsed figures; the view's SQL is the one place that knows onebound's format.
+        tx.prepare_cached(
+            "UPDATE quota_readings SET api_info = ?2 WHERE fetch_id = ?1 \
+             AND ?2 IS NOT (SELECT api_info FROM quota_samples WHERE id = ?1)",
+        )?
+        .execute(params![fetch_id, quota.api_info])?;
+    }
+    Ok(StoredAttempt {
+        fetch_id,
+        snapshot,
+        became_not_found: update_video(tx, row)?,
+    })
+}
+
+/// The latest version seen again (its `last_seen_at` and `seen_count` move), or a new version with
+/// the fields that differ from the latest one.
+fn write_snapshot(
+    tx: &Transaction<'_>,
+    row: &AttemptRow,
+    snapshot: &SnapshotRow,
+) -> rusqlite::Result<SnapshotOutcome> {
+    let latest = tx
+        .prepare_cached(
+            "SELECT id, version, content_hash = ?2 FROM snapshots WHERE video_id = ?1 \
+             ORDER BY version DESC LIMIT 1",
+        )?
+        .query_row(params![row.video_id, snapshot.content_hash], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, bool>(2)?,
+            ))
+        })
+        .optional()?;
+    if let Some((snapshot_id, version, true)) = latest {
+        tx.prepare_cached(
+            "UPDATE snapshots SET last_seen_at = ?2, seen_count = seen_count + 1 WHERE id = ?1",
+        )?
+        .execute(params![snapshot_id, row.finished_at])?;
+        return Ok(SnapshotOutcome {
+            snapshot_id,
+            version,
+            is_new_version: false,
+            changed_fields: Vec::new(),
+        });
+    }
+    let changed_fields = match latest {
+        Some((previous_id, _, _)) => changed_fields(tx, previous_id, snapshot)?,
+        None => Vec::new(),
+    };
+    let version = latest.map_or(0, |(_, version, _)| version) + 1;
+    let changed_text = serde_json::to_string(&changed_fields)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    let mut insert = tx.prepare_cached(&INSERT_SNAPSHOT_SQL)?;
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![
+        &row.video_id,
+        &version,
+        &snapshot.content_hash,
+        &row.finished_at,
+    ];
+    values.extend(snapshot.fields.iter().map(|f| f as &dyn rusqlite::ToSql));
+    values.push(&snapshot.raw);
+    values.push(&changed_text);
+    insert.execute(values.as_slice())?;
+    Ok(SnapshotOutcome {
+        snapshot_id: tx.last_insert_rowid(),
+        version,
+        is_new_version: true,
+        changed_fields,
+    })
+}
+
+/// `INSERT INTO snapshots`: video, version, hash, the time it was first (and last) seen, the
+/// [`FIELD_NAMES`] columns, `raw` and `changed_fields`.
+static INSERT_SNAPSHOT_SQL: LazyLock<String> = LazyLock::new(|| {
+    let placeholders: Vec<String> = (5..5 + FIELD_NAMES.len() + 2)
+        .map(|n| format!("?{n}"))
+        .collect();
+    format!(
+        "INSERT INTO snapshots (video_id, version, content_hash, first_seen_at, last_seen_at, \
+         seen_count, {}, raw, changed_fields) VALUES (?1, ?2, ?3, ?4, ?4, 1, {})",
+        FIELD_NAMES.join(", "),
+        placeholders.join(", ")
+    )
+});
+
+/// The [`FIELD_NAMES`] columns of one snapshot.
+static SELECT_FIELDS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM snapshots WHERE id = ?1",
+        FIELD_NAMES.join(", ")
+    )
+});
+
+/// The [`FIELD_NAMES`] whose value in `snapshot` differs from snapshot `previous_id`'s.
+fn changed_fields(
+    tx: &Transaction<'_>,
+    previous_id: i64,
+    snapshot: &SnapshotRow,
+) -> rusqlite::Result<Vec<&'static str>> {
+    tx.prepare_cached(&SELECT_FIELDS_SQL)?
+        .query_row([previous_id], |previous| {
+            let mut changed = Vec::new();
+            for (i, (name, value)) in FIELD_NAMES.iter().zip(&snapshot.fields).enumerate() {
+                if previous.get_ref(i)?.as_str_or_null()? != value.as_deref() {
+                    changed.push(*name);
+                }
+            }
+            Ok(changed)
+        })
+}
+
+/// Moves the video's status and failure count; true when it has just become `not_found`.
+fn update_video(tx: &Transaction<'_>, row: &AttemptRow) -> rusqlite::Result<bool> {
+    let failure_key = row.error_code.as_deref().or(row.error.as_deref());
+    let failed = params![row.video_id, row.finished_at, failure_key, row.message];
+    let became_not_found = match row.video_status {
+        VideoStatus::Ok => {
+            tx.prepare_cached(
+                "UPDATE videos SET \
+                 status_changed_at = CASE WHEN status = 'ok' THEN status_changed_at ELSE ?2 END, \
+                 status = 'ok', last_fetched_at = ?2, last_ok_at = ?2, consecutive_failures = 0, \
+                 last_error_code = NULL, last_error = NULL WHERE video_id = ?1",
+            )?
+            .execute(params![row.video_id, row.finished_at])?;
+            false
+        }
+        VideoStatus::NotFound => tx
+            .prepare_cached(
+                "UPDATE videos SET \
+                 status_changed_at = CASE WHEN status = 'not_found' THEN status_changed_at \
+                   ELSE ?2 END, \
+                 status = 'not_found', last_fetched_at = ?2, last_error_code = ?3, \
+                 last_error = ?4, consecutive_failures = consecutive_failures + 1 \
+                 WHERE video_id = ?1 RETURNING status_changed_at = ?2",
+            )?
+            .query_row(failed, |r| r.get::<_, bool>(0))
+            .optional()?
+            .unwrap_or(false),
+        VideoStatus::Failing => {
+            tx.prepare_cached(
+                "UPDATE videos SET \
+                 status_changed_at = CASE WHEN status IN ('failing', 'not_found') \
+                   THEN status_changed_at ELSE ?2 END, \
+                 status = CASE WHEN status = 'not_found' THEN status ELSE 'failing' END, \
+                 last_fetched_at = ?2, last_error_code = ?3, last_error = ?4, \
+                 consecutive_failures = consecutive_failures + 1 WHERE video_id = ?1",
+            )?
+            .execute(failed)?;
+            false
+        }
+        VideoStatus::Untouched => false,
+    };
+    Ok(became_not_found)
+}
