@@ -1133,7 +1133,8 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The error of an attempt whose group commit was abandoned (the runtime shutting down).
+/// The error of an attempt whose group commit was abandoned (the runtime shutting down, or a
+/// panic while writing).
 fn lost_attempt() -> StoreError {
     StoreError::Query {
         step: "storing a fetch",
@@ -1170,39 +1171,54 @@ async fn write_group(writer: OwnedMutexGuard<Writer>, group: Vec<Queued>) {
         }
         return;
     };
+    let (rows, replies): (Vec<AttemptRow>, Vec<_>) = group
+        .into_iter()
+        .map(|queued| (queued.row, queued.reply))
+        .unzip();
     // A blocking task runs to its end even if this one is dropped, so a group is never left
-    // half-written: its transaction commits or rolls back as a whole.
+    // half-written: its transaction commits or rolls back as a whole. Its results come back in
+    // one piece, so SQLite's thread wakes this runtime once per group, not once per attempt.
     let written = tokio::task::spawn_blocking(move || {
         // A panic while writing rolls its transaction back on the way out: the connection is
         // usable again.
         let mut attempts = attempts.lock().unwrap_or_else(|e| e.into_inner());
-        answer_group(&mut attempts, group);
-    });
-    let _ = written.await;
+        write_rows(&mut attempts, &rows)
+    })
+    .await;
     drop(writer);
+    match written {
+        Ok(results) => {
+            for (reply, stored) in replies.into_iter().zip(results) {
+                let _ = reply.send(stored);
+            }
+        }
+        // The panic was logged by the hook; each caller learns its attempt was not stored.
+        Err(_) => {
+            for reply in replies {
+                let _ = reply.send(Err(lost_attempt()));
+            }
+        }
+    }
 }
 
-fn answer_group(attempts: &mut AttemptWriter, group: Vec<Queued>) {
-    let rows: Vec<&AttemptRow> = group.iter().map(|queued| &queued.row).collect();
-    match attempts.write(&rows) {
-        Ok(stored) => {
-            for (queued, stored) in group.into_iter().zip(stored) {
-                let _ = queued.reply.send(Ok(stored));
-            }
-        }
-        Err(error) if group.len() == 1 => {
-            let queued = group.into_iter().next().expect("one attempt");
-            let _ = queued.reply.send(Err(StoreError::Write(error)));
-        }
-        Err(_) => {
-            for queued in group {
-                let stored = attempts
-                    .write(&[&queued.row])
+/// Each row's outcome: the group in one transaction, or if that fails, each row in its own.
+fn write_rows(
+    attempts: &mut AttemptWriter,
+    rows: &[AttemptRow],
+) -> Vec<Result<StoredAttempt, StoreError>> {
+    let group: Vec<&AttemptRow> = rows.iter().collect();
+    match attempts.write(&group) {
+        Ok(stored) => stored.into_iter().map(Ok).collect(),
+        Err(error) if rows.len() == 1 => vec![Err(StoreError::Write(error))],
+        Err(_) => rows
+            .iter()
+            .map(|row| {
+                attempts
+                    .write(&[row])
                     .map(|mut stored| stored.remove(0))
-                    .map_err(StoreError::Write);
-                let _ = queued.reply.send(stored);
-            }
-        }
+                    .map_err(StoreError::Write)
+            })
+            .collect(),
     }
 }
 
