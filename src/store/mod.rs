@@ -1182,12 +1182,15 @@ async fn write_group(writer: OwnedMutexGuard<Writer>, group: Vec<Queued>) {
         // A panic while writing rolls its transaction back on the way out: the connection is
         // usable again.
         let mut attempts = attempts.lock().unwrap_or_else(|e| e.into_inner());
-        write_rows(&mut attempts, &rows)
+        let results = write_rows(&mut attempts, &rows);
+        // The rows go back to be freed on the thread that allocated them, where the allocator's
+        // per-thread cache takes them cheaply.
+        (rows, results)
     })
     .await;
     drop(writer);
     match written {
-        Ok(results) => {
+        Ok((_rows, results)) => {
             for (reply, stored) in replies.into_iter().zip(results) {
                 let _ = reply.send(stored);
             }
