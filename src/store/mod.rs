@@ -1405,6 +1405,81 @@ mod tests {
             .expect("stored")
     }
 
+    /// The attempt writer skips the schema's CHECK constraints (see `AttemptWriter::open`), so
+    /// every outcome and status it can write is checked here against them.
+    #[tokio::test]
+    async fn every_outcome_and_status_the_attempt_writer_stores_meets_the_schema() {
+        let (dir, store) = store().await;
+        let outcomes = [
+            Outcome::Ok,
+            Outcome::ApiError,
+            Outcome::HttpError,
+            Outcome::TransportError,
+            Outcome::DecodeError,
+            Outcome::Skipped,
+        ];
+        let statuses = [
+            VideoStatus::Ok,
+            VideoStatus::NotFound,
+            VideoStatus::Failing,
+            VideoStatus::Untouched,
+        ];
+        let ids: Vec<VideoId> = (1..=statuses.len())
+            .map(|i| id(&format!("72{i:017}")))
+            .collect();
+        store.add_videos(&ids, None, Utc::now()).await.expect("add");
+        for (video, status) in ids.iter().zip(statuses) {
+            for outcome in outcomes {
+                let now = Utc::now();
+                store
+                    .record_attempt(&AttemptRecord {
+                        pass_id: None,
+                        video_id: video.as_str(),
+                        started_at: now,
+                        finished_at: now,
+                        attempt: 1,
+                        outcome,
+                        http_status: None,
+                        error_code: Some("4005"),
+                        error: None,
+                        reason: None,
+                        message: Some("m"),
+                        charged: true,
+                        request_id: None,
+                        snapshot: None,
+                        quota: None,
+                        video_status: status,
+                    })
+                    .await
+                    .expect("stored");
+            }
+        }
+        store.close().await;
+
+        // Rewriting every row in place on a connection that enforces CHECK fails on any value
+        // the schema refuses.
+        let revalidate = "UPDATE fetches SET outcome = outcome, charged = charged; \
+                          UPDATE videos SET status = status";
+        let conn = rusqlite::Connection::open(dir.path().join("t.db")).expect("open");
+        conn.execute_batch(revalidate)
+            .expect("every stored value meets the schema's CHECK constraints");
+        let fetches: i64 = conn
+            .query_row("SELECT COUNT(DISTINCT outcome) FROM fetches", [], |r| {
+                r.get(0)
+            })
+            .expect("count");
+        assert_eq!(fetches, outcomes.len() as i64);
+        // The check is live: a value the schema refuses, slipped in without CHECK, fails it.
+        conn.execute_batch(
+            "PRAGMA ignore_check_constraints = ON; \
+             UPDATE videos SET status = 'gone' WHERE rowid = 1; \
+             PRAGMA ignore_check_constraints = OFF;",
+        )
+        .expect("slip a bad value in");
+        let refused = conn.execute_batch(revalidate).expect_err("refused");
+        assert!(refused.to_string().contains("CHECK"), "{refused}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_group_commit_stores_each_attempt_as_its_own_transaction_would() {
         let (_dir, store) = store().await;
