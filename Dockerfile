@@ -1,5 +1,5 @@
-# A small release image: the static-ish binary on Debian slim with CA certificates (reqwest
-# verifies onebound's TLS certificate against the OS trust store).
+# A small release image: the static-ish binary on Debian slim with CA certificates (the API client
+# verifies onebound's TLS certificate against the OS trust store, through rustls-platform-verifier).
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .
