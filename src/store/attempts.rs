@@ -12,6 +12,7 @@
 use std::path::Path;
 use std::sync::LazyLock;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
 };
@@ -210,7 +211,8 @@ static SELECT_FIELDS_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The [`FIELD_NAMES`] whose value in `snapshot` differs from snapshot `previous_id`'s.
+/// The [`FIELD_NAMES`] whose value in `snapshot` differs from snapshot `previous_id`'s. A stored
+/// value that is not text (a hand edit) differs from any text, as SQL's `IS NOT` would have it.
 fn changed_fields(
     tx: &Transaction<'_>,
     previous_id: i64,
@@ -220,7 +222,12 @@ fn changed_fields(
         .query_row([previous_id], |previous| {
             let mut changed = Vec::new();
             for (i, (name, value)) in FIELD_NAMES.iter().zip(&snapshot.fields).enumerate() {
-                if previous.get_ref(i)?.as_str_or_null()? != value.as_deref() {
+                let same = match previous.get_ref(i)? {
+                    ValueRef::Null => value.is_none(),
+                    ValueRef::Text(text) => value.as_deref().map(str::as_bytes) == Some(text),
+                    _ => false,
+                };
+                if !same {
                     changed.push(*name);
                 }
             }

@@ -1405,6 +1405,29 @@ mod tests {
             .expect("stored")
     }
 
+    #[tokio::test]
+    async fn a_hand_edited_value_that_is_not_text_counts_as_changed() {
+        let (dir, store) = store().await;
+        let video = id("7200000000000000001");
+        store
+            .add_videos(std::slice::from_ref(&video), None, Utc::now())
+            .await
+            .expect("add");
+        let cover = "https://p.douyinpic.com/c.jpeg";
+        record_ok(&store, video.as_str(), &content("first", cover)).await;
+        // A user's hand edit leaves a blob where the title was (a number would become text).
+        rusqlite::Connection::open(dir.path().join("t.db"))
+            .expect("open")
+            .execute("UPDATE snapshots SET title = X'6669727374'", [])
+            .expect("edit");
+        let stored = record_ok(&store, video.as_str(), &content("second", cover)).await;
+        let snapshot = stored.snapshot.expect("a snapshot");
+        assert!(snapshot.is_new_version);
+        assert_eq!(snapshot.version, 2);
+        assert_eq!(snapshot.changed_fields, ["title"]);
+        store.close().await;
+    }
+
     /// The attempt writer skips the schema's CHECK constraints (see `AttemptWriter::open`), so
     /// every outcome and status it can write is checked here against them.
     #[tokio::test]
