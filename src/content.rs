@@ -352,26 +352,17 @@ impl<'a> CanonicalUrl<'a> {
     /// [`normalize_parsed`]'s result, assembled from the parts.
     fn normalized(&self) -> String {
         let host = unsharded_host(self.host);
-        let query = match self.query {
-            Some(query) => match kept_query(query) {
-                Some(kept) => Some(std::borrow::Cow::Owned(kept)),
-                None => Some(std::borrow::Cow::Borrowed(query)),
-            },
-            None => None,
-        };
+        let kept = self.query.and_then(kept_query);
+        let query = kept.as_deref().or(self.query).filter(|q| !q.is_empty());
         let mut url = String::with_capacity(
-            self.scheme.len()
-                + self.host.len()
-                + self.path.len()
-                + 1
-                + self.query.map_or(0, str::len),
+            self.scheme.len() + self.host.len() + self.path.len() + 1 + query.map_or(0, str::len),
         );
         url.push_str(self.scheme);
         url.push_str(host.as_deref().unwrap_or(self.host));
         url.push_str(self.path);
-        if let Some(query) = query.filter(|q| !q.is_empty()) {
+        if let Some(query) = query {
             url.push('?');
-            url.push_str(&query);
+            url.push_str(query);
         }
         url
     }

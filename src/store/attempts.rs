@@ -60,7 +60,7 @@ impl AttemptWriter {
 
     /// Stores `group` in one `BEGIN IMMEDIATE` transaction: all of it, or (on an error) none of it.
     /// The outcomes come in the group's order.
-    pub(super) fn write(&mut self, group: &[&AttemptRow]) -> rusqlite::Result<Vec<StoredAttempt>> {
+    pub(super) fn write(&mut self, group: &[AttemptRow]) -> rusqlite::Result<Vec<StoredAttempt>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -1209,15 +1209,14 @@ fn write_rows(
     attempts: &mut AttemptWriter,
     rows: &[AttemptRow],
 ) -> Vec<Result<StoredAttempt, StoreError>> {
-    let group: Vec<&AttemptRow> = rows.iter().collect();
-    match attempts.write(&group) {
+    match attempts.write(rows) {
         Ok(stored) => stored.into_iter().map(Ok).collect(),
         Err(error) if rows.len() == 1 => vec![Err(StoreError::Write(error))],
         Err(_) => rows
             .iter()
             .map(|row| {
                 attempts
-                    .write(&[row])
+                    .write(std::slice::from_ref(row))
                     .map(|mut stored| stored.remove(0))
                     .map_err(StoreError::Write)
             })
