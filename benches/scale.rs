@@ -190,7 +190,7 @@ async fn generate(db: &Path, videos: usize, versions: usize) {
     // Video by video: its versions are next to each other, so latest versions are spread out.
     sqlx::query(
         "WITH RECURSIVE k(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM k WHERE v < ?1) \
-         INSERT INTO snapshots (video_id, version, content_hash, first_seen_at, last_seen_at, \
+         INSERT INTO snapshot_versions (video_id, version, content_hash, first_seen_at, last_seen_at, \
            seen_count, title, nick, signature, detail_url, item_type, author_uid, short_id, \
            video_url, video_url_raw, cover_url, music_title, music_nick, music_url, \
            music_cover_url, item_imgs, raw, changed_fields) \

@@ -44,6 +44,7 @@ async fn opening_creates_the_folder_the_file_and_the_schema_users_query() {
             "pauses",
             "quota_readings",
             "quota_samples",
+            "snapshot_versions",
             "snapshots",
             "videos"
         ]
@@ -338,6 +339,21 @@ const NEWEST_BY_GROUPING: &str = "SELECT json_object('id', id, 'video_id', video
     FROM snapshots AS s WHERE version = (SELECT MAX(version) FROM snapshots AS n \
     WHERE n.video_id = s.video_id) ORDER BY video_id";
 
+/// Each version's sightings, from `snapshots`, as "video vN xSEEN at LAST_SEEN".
+const SIGHTINGS: &str = "SELECT video_id || ' v' || version || ' x' || seen_count || ' at ' \
+    || last_seen_at FROM snapshots ORDER BY video_id, version";
+
+/// Every column of every version, from `snapshots`, as JSON rows.
+const SNAPSHOT_ROWS: &str = "SELECT json_object('id', id, 'video_id', video_id, \
+    'version', version, 'content_hash', content_hash, 'first_seen_at', first_seen_at, \
+    'last_seen_at', last_seen_at, 'seen_count', seen_count, 'title', title, 'nick', nick, \
+    'signature', signature, 'detail_url', detail_url, 'item_type', item_type, \
+    'author_uid', author_uid, 'short_id', short_id, 'video_url', video_url, \
+    'video_url_raw', video_url_raw, 'cover_url', cover_url, 'music_title', music_title, \
+    'music_nick', music_nick, 'music_url', music_url, 'music_cover_url', music_cover_url, \
+    'item_imgs', item_imgs, 'raw', raw, 'changed_fields', changed_fields) \
+    FROM snapshots ORDER BY id";
+
 /// `latest_snapshots` once checked against [`NEWEST_BY_GROUPING`], as "video vN title xSEEN".
 async fn checked_latest(pool: &SqlitePool) -> Vec<String> {
     assert_eq!(
@@ -448,7 +464,7 @@ async fn latest_snapshots_follow_every_write_to_snapshots() {
         .expect("add");
     let start: chrono::DateTime<Utc> = "2026-11-01T00:00:00Z".parse().expect("time");
     let info = "today:1 max:100";
-    // Video 1 changes twice, video 2 is seen again unchanged, video 3 once.
+    // Video 1 changes twice, video 2 is seen again unchanged, video 3 is seen twice, then changes.
     let script = [
         (0, "a1"),
         (1, "b1"),
@@ -457,6 +473,8 @@ async fn latest_snapshots_follow_every_write_to_snapshots() {
         (1, "b1"),
         (1, "b1"),
         (0, "a3"),
+        (2, "c1"),
+        (2, "c2"),
     ];
     for (step, (video, title)) in script.iter().enumerate() {
         let at = start + chrono::Duration::minutes(step as i64);
@@ -470,36 +488,71 @@ async fn latest_snapshots_follow_every_write_to_snapshots() {
         [
             "7300000000000000201 v3 a3 x1",
             "7300000000000000202 v1 b1 x3",
-            "7300000000000000203 v1 c1 x1"
+            "7300000000000000203 v2 c2 x1"
         ]
     );
-    // Hand edits through SQL are followed too: a fix of the newest version, deletions (of every
-    // version of videos 2 and 3, then of video 1's newest), a renumbering past the newest.
+    // The version it replaced keeps its sightings (migration 0006 settles them in its row).
+    assert_eq!(
+        texts(&pool, SIGHTINGS).await,
+        [
+            "7300000000000000201 v1 x1 at 2026-11-01T00:00:00.000Z",
+            "7300000000000000201 v2 x1 at 2026-11-01T00:03:00.000Z",
+            "7300000000000000201 v3 x1 at 2026-11-01T00:06:00.000Z",
+            "7300000000000000202 v1 x3 at 2026-11-01T00:05:00.000Z",
+            "7300000000000000203 v1 x2 at 2026-11-01T00:07:00.000Z",
+            "7300000000000000203 v2 x1 at 2026-11-01T00:08:00.000Z",
+        ]
+    );
+    // Hand edits through SQL (of the table `snapshots` shows) are followed too: fixes of newest
+    // versions (one seen three times, which it still is), the deletion of an older version,
+    // deletions (of every version of videos 2 and 3, then of video 1's newest), a renumbering
+    // past the newest.
     let edits = [
         (
-            "UPDATE snapshots SET title = 'fixed' \
+            "UPDATE snapshot_versions SET title = 'fixed' \
              WHERE video_id = '7300000000000000201' AND version = 3",
             &[
                 "7300000000000000201 v3 fixed x1",
                 "7300000000000000202 v1 b1 x3",
-                "7300000000000000203 v1 c1 x1",
+                "7300000000000000203 v2 c2 x1",
+            ][..],
+        ),
+        (
+            "UPDATE snapshot_versions SET nick = 'nick, fixed' \
+             WHERE video_id = '7300000000000000202' AND version = 1",
+            &[
+                "7300000000000000201 v3 fixed x1",
+                "7300000000000000202 v1 b1 x3",
+                "7300000000000000203 v2 c2 x1",
+            ][..],
+        ),
+        (
+            "UPDATE fetches SET snapshot_id = NULL WHERE snapshot_id IN (SELECT id FROM snapshots \
+             WHERE video_id = '7300000000000000203' AND version = 2); \
+             DELETE FROM snapshot_versions \
+             WHERE video_id = '7300000000000000203' AND version = 2",
+            &[
+                "7300000000000000201 v3 fixed x1",
+                "7300000000000000202 v1 b1 x3",
+                "7300000000000000203 v1 c1 x2",
             ][..],
         ),
         (
             "UPDATE fetches SET snapshot_id = NULL \
              WHERE video_id IN ('7300000000000000202', '7300000000000000203'); \
-             DELETE FROM snapshots \
+             DELETE FROM snapshot_versions \
              WHERE video_id IN ('7300000000000000202', '7300000000000000203')",
             &["7300000000000000201 v3 fixed x1"],
         ),
         (
             "UPDATE fetches SET snapshot_id = NULL WHERE snapshot_id IN (SELECT id FROM snapshots \
              WHERE video_id = '7300000000000000201' AND version = 3); \
-             DELETE FROM snapshots WHERE video_id = '7300000000000000201' AND version = 3",
+             DELETE FROM snapshot_versions \
+             WHERE video_id = '7300000000000000201' AND version = 3",
             &["7300000000000000201 v2 a2 x1"],
         ),
         (
-            "UPDATE snapshots SET version = 9 \
+            "UPDATE snapshot_versions SET version = 9 \
              WHERE video_id = '7300000000000000201' AND version = 1",
             &["7300000000000000201 v9 a1 x1"],
         ),
@@ -571,6 +624,7 @@ async fn a_database_from_before_the_compact_tables_upgrades_with_every_row_intac
     .expect("old rows");
     let quota_before = texts(&pool, QUOTA_ROWS).await;
     let latest_before = texts(&pool, LATEST_ROWS).await;
+    let snapshots_before = texts(&pool, SNAPSHOT_ROWS).await;
     pool.close().await;
 
     let store = Store::open(options(&dir)).await.expect("upgrades");
@@ -592,6 +646,15 @@ async fn a_database_from_before_the_compact_tables_upgrades_with_every_row_intac
         "a sample's time is its call's start"
     );
     assert_eq!(texts(&pool, LATEST_ROWS).await, latest_before);
+    assert_eq!(texts(&pool, SNAPSHOT_ROWS).await, snapshots_before);
+    assert_eq!(
+        texts(&pool, SIGHTINGS).await,
+        [
+            "7300000000000000301 v1 x1 at 2026-11-01T01:00:00.000Z",
+            "7300000000000000301 v2 x1 at 2026-11-01T02:00:00.000Z",
+            "7300000000000000302 v1 x2 at 2026-11-01T02:00:01.000Z",
+        ]
+    );
     assert_eq!(
         texts(
             &pool,

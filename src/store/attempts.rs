@@ -131,8 +131,8 @@ fn write_attempt(tx: &Transaction<'_>, row: &AttemptRow) -> rusqlite::Result<Sto
     })
 }
 
-/// The latest version seen again (its `last_seen_at` and `seen_count` move), or a new version with
-/// the fields that differ from the latest one.
+/// The latest version seen again (its `last_seen_at` and `seen_count` move, in its summary: see
+/// migration 0006), or a new version with the fields that differ from the latest one.
 fn write_snapshot(
     tx: &Transaction<'_>,
     row: &AttemptRow,
@@ -140,8 +140,8 @@ fn write_snapshot(
 ) -> rusqlite::Result<SnapshotOutcome> {
     let latest = tx
         .prepare_cached(
-            "SELECT id, version, content_hash = ?2 FROM snapshots WHERE video_id = ?1 \
-             ORDER BY version DESC LIMIT 1",
+            "SELECT id, version, content_hash IS ?2 FROM latest_snapshot_summaries \
+             WHERE video_id = ?1",
         )?
         .query_row(params![row.video_id, snapshot.content_hash], |r| {
             Ok((
@@ -153,7 +153,8 @@ fn write_snapshot(
         .optional()?;
     if let Some((snapshot_id, version, true)) = latest {
         tx.prepare_cached(
-            "UPDATE snapshots SET last_seen_at = ?2, seen_count = seen_count + 1 WHERE id = ?1",
+            "UPDATE latest_snapshot_summaries SET last_seen_at = ?2, seen_count = seen_count + 1 \
+             WHERE id = ?1",
         )?
         .execute(params![snapshot_id, row.finished_at])?;
         return Ok(SnapshotOutcome {
@@ -189,14 +190,14 @@ fn write_snapshot(
     })
 }
 
-/// `INSERT INTO snapshots`: video, version, hash, the time it was first (and last) seen, the
+/// `INSERT INTO snapshot_versions`: video, version, hash, the time it was first (and last) seen, the
 /// [`FIELD_NAMES`] columns, `raw` and `changed_fields`.
 static INSERT_SNAPSHOT_SQL: LazyLock<String> = LazyLock::new(|| {
     let placeholders: Vec<String> = (5..5 + FIELD_NAMES.len() + 2)
         .map(|n| format!("?{n}"))
         .collect();
     format!(
-        "INSERT INTO snapshots (video_id, version, content_hash, first_seen_at, last_seen_at, \
+        "INSERT INTO snapshot_versions (video_id, version, content_hash, first_seen_at, last_seen_at, \
          seen_count, {}, raw, changed_fields) VALUES (?1, ?2, ?3, ?4, ?4, 1, {})",
         FIELD_NAMES.join(", "),
         placeholders.join(", ")
@@ -206,7 +207,7 @@ static INSERT_SNAPSHOT_SQL: LazyLock<String> = LazyLock::new(|| {
 /// The [`FIELD_NAMES`] columns of one snapshot.
 static SELECT_FIELDS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {} FROM snapshots WHERE id = ?1",
+        "SELECT {} FROM snapshot_versions WHERE id = ?1",
         FIELD_NAMES.join(", ")
     )
 });

@@ -1417,7 +1417,7 @@ mod tests {
         // A user's hand edit leaves a blob where the title was (a number would become text).
         rusqlite::Connection::open(dir.path().join("t.db"))
             .expect("open")
-            .execute("UPDATE snapshots SET title = X'6669727374'", [])
+            .execute("UPDATE snapshot_versions SET title = X'6669727374'", [])
             .expect("edit");
         let stored = record_ok(&store, video.as_str(), &content("second", cover)).await;
         let snapshot = stored.snapshot.expect("a snapshot");
