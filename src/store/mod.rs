@@ -1630,6 +1630,61 @@ mod tests {
         store.close().await;
     }
 
+    /// The attempt writer keeps the foreign keys to `videos` itself (see `AttemptWriter::open`).
+    #[tokio::test]
+    async fn an_attempt_for_a_video_not_in_videos_fails_whatever_its_status() {
+        let (_dir, store) = store().await;
+        let hash = first_hash();
+        let content = content("x", "https://p.douyinpic.com/x.jpeg");
+        for status in [
+            VideoStatus::Ok,
+            VideoStatus::NotFound,
+            VideoStatus::Failing,
+            VideoStatus::Untouched,
+        ] {
+            let now = Utc::now();
+            let error = store
+                .record_attempt(&AttemptRecord {
+                    pass_id: None,
+                    video_id: "7299999999999999999",
+                    started_at: now,
+                    finished_at: now,
+                    attempt: 1,
+                    outcome: Outcome::Ok,
+                    http_status: Some(200),
+                    error_code: Some("0000"),
+                    error: None,
+                    reason: None,
+                    message: None,
+                    charged: true,
+                    request_id: None,
+                    snapshot: (status == VideoStatus::Ok).then_some(SnapshotInput {
+                        content: &content,
+                        content_hash: &hash,
+                        raw: "{}",
+                    }),
+                    quota: None,
+                    video_status: status,
+                })
+                .await
+                .expect_err("unknown video");
+            let text = error.to_string();
+            assert!(
+                text.contains("FOREIGN KEY") && text.contains("7299999999999999999 is not in"),
+                "{status:?}: {text}"
+            );
+        }
+        let rows: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM fetches) + (SELECT COUNT(*) FROM snapshot_versions) \
+             + (SELECT COUNT(*) FROM latest_snapshot_summaries)",
+        )
+        .fetch_one(&store.reader)
+        .await
+        .expect("count");
+        assert_eq!(rows, 0, "nothing of a failed attempt is stored");
+        store.close().await;
+    }
+
     fn first_hash() -> String {
         content("x", "https://p.douyinpic.com/x.jpeg").hash()
     }
