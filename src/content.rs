@@ -262,13 +262,19 @@ fn normalize_parsed(text: &str) -> Option<String> {
 
 /// The query without its volatile parameters (and empty pairs), or None when nothing is dropped.
 fn kept_query(query: &str) -> Option<String> {
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| {
-            !pair.is_empty() && !is_volatile(pair.split_once('=').map_or(*pair, |(name, _)| name))
-        })
-        .collect();
-    (kept.len() != query.split('&').count()).then(|| kept.join("&"))
+    let mut kept = String::with_capacity(query.len());
+    let mut dropped = false;
+    for pair in query.split('&') {
+        if pair.is_empty() || is_volatile(pair.split_once('=').map_or(pair, |(name, _)| name)) {
+            dropped = true;
+        } else {
+            if !kept.is_empty() {
+                kept.push('&');
+            }
+            kept.push_str(pair);
+        }
+    }
+    dropped.then_some(kept)
 }
 
 /// An http(s) URL whose text is already what `url::Url` would serialize it as, split into parts.
@@ -407,6 +413,22 @@ mod tests {
     /// The item of the ok fixture.
     fn fixture_item() -> Item {
         decode(OK).unwrap().item.unwrap()
+    }
+
+    #[test]
+    fn kept_query_drops_volatile_and_empty_pairs_and_says_when_nothing_was_dropped() {
+        let cases = [
+            ("a=1&b=2", None),
+            ("a=1&&b=2", Some("a=1&b=2")),
+            ("a=1&X-Expires=2&utm_source=x&b&l=9", Some("a=1&b")),
+            ("x-signature=abc", Some("")),
+            ("", Some("")),
+            ("&", Some("")),
+            ("=v&from", Some("=v")),
+        ];
+        for (query, kept) in cases {
+            assert_eq!(kept_query(query).as_deref(), kept, "{query:?}");
+        }
     }
 
     #[test]
