@@ -106,7 +106,8 @@ fn write_attempt(tx: &Transaction<'_>, row: &AttemptRow) -> rusqlite::Result<Sto
     if let Some(quota) = &row.quota {
         tx.prepare_cached(
             "INSERT INTO quota_readings (fetch_id, server_time, calls_today, calls_max, \
-             calls_total, calls_total_parts, expires_on) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             calls_total, calls_total_parts, expires_on, api_info) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
             fetch_id,
@@ -116,14 +117,8 @@ fn write_attempt(tx: &Transaction<'_>, row: &AttemptRow) -> rusqlite::Result<Sto
             quota.calls_total,
             quota.calls_total_parts,
             quota.expires_on,
+            quota.api_info,
         ])?;
-        // The text is kept only where the `quota_samples` view would not rebuild it exactly from
-        // the parsed figures; the view's SQL is the one place that knows onebound's format.
-        tx.prepare_cached(
-            "UPDATE quota_readings SET api_info = ?2 WHERE fetch_id = ?1 \
-             AND ?2 IS NOT (SELECT api_info FROM quota_samples WHERE id = ?1)",
-        )?
-        .execute(params![fetch_id, quota.api_info])?;
     }
     Ok(StoredAttempt {
         fetch_id,

@@ -1251,6 +1251,7 @@ struct SnapshotRow {
     raw: String,
 }
 
+#[derive(Debug)]
 struct QuotaRow {
     server_time: Option<String>,
     calls_today: Option<i64>,
@@ -1258,7 +1259,38 @@ struct QuotaRow {
     calls_total: Option<i64>,
     calls_total_parts: Option<String>,
     expires_on: Option<String>,
-    api_info: String,
+    /// The text as sent, or None where the `quota_samples` view gives it back from the figures.
+    api_info: Option<String>,
+}
+
+impl QuotaRow {
+    /// Keeps `sent` only if the view would not write it back exactly from the figures.
+    fn with_api_info(self, sent: &str) -> QuotaRow {
+        let api_info = (self.rebuilt_api_info() != sent).then(|| sent.to_owned());
+        QuotaRow { api_info, ..self }
+    }
+
+    /// The text the `quota_samples` view writes for a reading whose `api_info` is NULL: this is
+    /// its SQL (migration 0003) in Rust, which a test holds to the view itself.
+    fn rebuilt_api_info(&self) -> String {
+        use std::fmt::Write as _;
+        let figure = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_default();
+        let mut text = format!(
+            "today:{} max:{}",
+            figure(self.calls_today),
+            figure(self.calls_max)
+        );
+        if let (Some(total), Some(parts)) = (self.calls_total, &self.calls_total_parts) {
+            let parts = parts
+                .trim_matches(|c| c == '[' || c == ']')
+                .replace(',', "+");
+            let _ = write!(text, " all[{total}={parts}]");
+        }
+        if let Some(expires_on) = &self.expires_on {
+            let _ = write!(text, ";expires:{expires_on}");
+        }
+        text
+    }
 }
 
 impl AttemptRow {
@@ -1315,8 +1347,9 @@ impl AttemptRow {
                         .and_then(|p| p.total_parts.as_ref())
                         .and_then(|parts| serde_json::to_string(parts).ok()),
                     expires_on: parsed.and_then(|p| p.expires_on).map(|d| d.to_string()),
-                    api_info: cap_chars(quota.api_info, MAX_STORED_API_INFO_CHARS).to_owned(),
+                    api_info: None,
                 }
+                .with_api_info(cap_chars(quota.api_info, MAX_STORED_API_INFO_CHARS))
             }),
         }
     }
@@ -1330,6 +1363,7 @@ fn json_array<T: AsRef<str>>(items: &[T]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn id(text: &str) -> VideoId {
         VideoId::parse(text).expect("a valid id")
@@ -1683,6 +1717,74 @@ mod tests {
         .expect("count");
         assert_eq!(rows, 0, "nothing of a failed attempt is stored");
         store.close().await;
+    }
+
+    /// Figures as `api_info` parsing leaves them: each part present or not, totals with any
+    /// number of parts, the largest numbers SQLite stores.
+    fn quota_figures() -> impl Strategy<Value = QuotaRow> {
+        let number = prop_oneof![0..20_000i64, Just(i64::MAX), Just(0)];
+        (
+            proptest::option::of(number.clone()),
+            proptest::option::of(number.clone()),
+            proptest::option::of(number),
+            proptest::option::of(proptest::collection::vec(0..100_000u64, 0..5)),
+            proptest::option::of((2000..2100i32, 1..=12u32, 1..=28u32)),
+        )
+            .prop_map(|(today, max, total, parts, expires)| QuotaRow {
+                server_time: None,
+                calls_today: today,
+                calls_max: max,
+                calls_total: total,
+                calls_total_parts: parts.map(|p| serde_json::to_string(&p).expect("json")),
+                expires_on: expires.and_then(|(y, m, d)| {
+                    NaiveDate::from_ymd_opt(y, m, d).map(|date| date.to_string())
+                }),
+                api_info: None,
+            })
+    }
+
+    /// The writer keeps an `api_info` only where the view would not give it back: the two must
+    /// agree on what the view writes.
+    #[test]
+    fn the_rebuilt_api_info_is_what_the_quota_samples_view_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async {
+                Store::open(SqliteConnectOptions::new().filename(&path))
+                    .await
+                    .expect("open")
+                    .close()
+                    .await;
+            });
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        proptest!(ProptestConfig::with_cases(512), |(quota in quota_figures())| {
+            let tx = conn.unchecked_transaction().expect("transaction");
+            tx.execute_batch(
+                "INSERT INTO videos (video_id, added_at) VALUES ('7200000000000000001', 'now'); \
+                 INSERT INTO fetches (id, video_id, started_at, finished_at, attempt, outcome) \
+                 VALUES (1, '7200000000000000001', 'now', 'now', 1, 'ok')",
+            )
+            .expect("fetch");
+            tx.execute(
+                "INSERT INTO quota_readings (fetch_id, calls_today, calls_max, calls_total, \
+                 calls_total_parts, expires_on) VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![
+                    quota.calls_today,
+                    quota.calls_max,
+                    quota.calls_total,
+                    quota.calls_total_parts,
+                    quota.expires_on,
+                ],
+            )
+            .expect("reading");
+            let written: String = tx
+                .query_row("SELECT api_info FROM quota_samples WHERE id = 1", [], |r| r.get(0))
+                .expect("view");
+            prop_assert_eq!(quota.rebuilt_api_info(), written);
+            tx.rollback().expect("rollback");
+        });
     }
 
     fn first_hash() -> String {
