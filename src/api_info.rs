@@ -112,7 +112,10 @@ fn key_at(rest: &str) -> Option<(Key, &str)> {
 fn take_value(rest: &str) -> (&str, &str) {
     let end = rest
         .char_indices()
-        .find(|&(at, c)| is_separator(c) || key_at(&rest[at..]).is_some())
+        // Every key starts with a letter: no need to look for one at a digit.
+        .find(|&(at, c)| {
+            is_separator(c) || (c.is_ascii_alphabetic() && key_at(&rest[at..]).is_some())
+        })
         .map_or(rest.len(), |(at, _)| at);
     rest.split_at(end)
 }
