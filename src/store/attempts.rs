@@ -45,8 +45,9 @@ impl AttemptWriter {
         // SQLite's check of `fetches.snapshot_id` reads the version's row, about a page per fetch
         // (a random read of the file once the newest versions outgrow the cache). The statements
         // below keep the foreign keys themselves: a snapshot id is the one this transaction has
-        // just found or stored, and an attempt for a video missing from `videos` fails with
-        // SQLite's own error (see `update_video`). The crash test runs `foreign_key_check`.
+        // just found or stored, a pass id is the store's own `passes` row, and an attempt for a
+        // video missing from `videos` fails with SQLite's own error (see `update_video`). The
+        // crash test runs `foreign_key_check` on what passes leave behind.
         conn.pragma_update(None, "foreign_keys", false)?;
         for (name, value) in pragmas {
             conn.pragma_update(None, name, value)?;
