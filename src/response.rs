@@ -460,7 +460,7 @@ fn unescaped(inner: &str) -> Option<String> {
     let bytes = inner.as_bytes();
     let mut text = String::with_capacity(inner.len());
     let mut at = 0;
-    while let Some(offset) = bytes[at..].iter().position(|&b| b == b'\\') {
+    while let Some(offset) = memchr::memchr(b'\\', &bytes[at..]) {
         text.push_str(&inner[at..at + offset]);
         at += offset;
         let escape = *bytes.get(at + 1)?;
