@@ -14,21 +14,8 @@ command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1
 [ -x "$bin" ] || { echo "no binary at $bin: run cargo build --release first" >&2; exit 1; }
 
 dir=$(mktemp -d -t douyin-watch-callgrind.XXXXXX)
-port=$((20000 + RANDOM % 20000))
-DOUYIN_WATCH__LOG__LEVEL=warn "$bin" simulate --listen "127.0.0.1:$port" \
-    --daily-max 1000000000 --latency 50ms --max-concurrent 32 >"$dir/simulator.log" 2>&1 &
-simulator=$!
-trap 'kill $simulator 2>/dev/null || true' EXIT
-sleep 1
-
-for i in $(seq 1 "$videos"); do printf '72%017d\n' "$i"; done >"$dir/ids.txt"
-export DOUYIN_WATCH__API__BASE_URL="http://127.0.0.1:$port" \
-    DOUYIN_WATCH__API__KEY=bench-key \
-    DOUYIN_WATCH__API__SECRET=bench-secret-not-real \
-    DOUYIN_WATCH__API__CONCURRENCY=32 \
-    DOUYIN_WATCH__API__RATE_PER_SEC=1000000
-database="sqlite://$dir/db.sqlite"
-"$bin" --database "$database" watch add --file "$dir/ids.txt" >/dev/null
+# shellcheck source=benches/watched-simulator.sh
+source "$(dirname "$0")/watched-simulator.sh"
 
 echo "callgrind: $videos videos, profiles in $dir"
 for pass in 1 2; do

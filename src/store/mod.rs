@@ -1609,6 +1609,32 @@ mod tests {
         stored.into_iter().map(|(_, s)| s).collect()
     }
 
+    /// A charged, successful attempt of 7299999999999999999, a video the tests never watch.
+    fn unknown_video_attempt<'a>(
+        snapshot: Option<SnapshotInput<'a>>,
+        video_status: VideoStatus,
+    ) -> AttemptRecord<'a> {
+        let now = Utc::now();
+        AttemptRecord {
+            pass_id: None,
+            video_id: "7299999999999999999",
+            started_at: now,
+            finished_at: now,
+            attempt: 1,
+            outcome: Outcome::Ok,
+            http_status: Some(200),
+            error_code: Some("0000"),
+            error: None,
+            reason: None,
+            message: None,
+            charged: true,
+            request_id: None,
+            snapshot,
+            quota: None,
+            video_status,
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_bad_attempt_fails_alone_and_its_group_is_stored() {
         let (_dir, store) = store().await;
@@ -1624,30 +1650,13 @@ mod tests {
             tokio::spawn(async move {
                 let hash = first_hash();
                 let content = content("x", "https://p.douyinpic.com/x.jpeg");
-                let now = Utc::now();
+                let snapshot = SnapshotInput {
+                    content: &content,
+                    content_hash: &hash,
+                    raw: "{}",
+                };
                 store
-                    .record_attempt(&AttemptRecord {
-                        pass_id: None,
-                        video_id: "7299999999999999999",
-                        started_at: now,
-                        finished_at: now,
-                        attempt: 1,
-                        outcome: Outcome::Ok,
-                        http_status: Some(200),
-                        error_code: Some("0000"),
-                        error: None,
-                        reason: None,
-                        message: None,
-                        charged: true,
-                        request_id: None,
-                        snapshot: Some(SnapshotInput {
-                            content: &content,
-                            content_hash: &hash,
-                            raw: "{}",
-                        }),
-                        quota: None,
-                        video_status: VideoStatus::Ok,
-                    })
+                    .record_attempt(&unknown_video_attempt(Some(snapshot), VideoStatus::Ok))
                     .await
             })
             .await
@@ -1676,30 +1685,13 @@ mod tests {
             VideoStatus::Failing,
             VideoStatus::Untouched,
         ] {
-            let now = Utc::now();
+            let snapshot = (status == VideoStatus::Ok).then_some(SnapshotInput {
+                content: &content,
+                content_hash: &hash,
+                raw: "{}",
+            });
             let error = store
-                .record_attempt(&AttemptRecord {
-                    pass_id: None,
-                    video_id: "7299999999999999999",
-                    started_at: now,
-                    finished_at: now,
-                    attempt: 1,
-                    outcome: Outcome::Ok,
-                    http_status: Some(200),
-                    error_code: Some("0000"),
-                    error: None,
-                    reason: None,
-                    message: None,
-                    charged: true,
-                    request_id: None,
-                    snapshot: (status == VideoStatus::Ok).then_some(SnapshotInput {
-                        content: &content,
-                        content_hash: &hash,
-                        raw: "{}",
-                    }),
-                    quota: None,
-                    video_status: status,
-                })
+                .record_attempt(&unknown_video_attempt(snapshot, status))
                 .await
                 .expect_err("unknown video");
             let text = error.to_string();
