@@ -7,7 +7,7 @@ use std::fmt;
 
 use encoding_rs::{DecoderResult, GBK};
 use serde::Deserialize;
-use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::error::Category;
 use serde_json::value::RawValue;
 
@@ -156,9 +156,8 @@ pub fn decode(body: &[u8]) -> Result<Answer, DecodeError> {
                 });
             }
             ItemShape::Object => {
-                let wire: ItemWire =
-                    serde_json::from_str(raw.get()).map_err(|e| parse_error(&e, body))?;
-                (Some(wire.into_item()), Some(raw))
+                let item = read_item(raw.get()).map_err(|e| parse_error(&e, body))?;
+                (Some(item), Some(raw))
             }
         },
     };
@@ -342,74 +341,116 @@ struct Envelope {
     execution_time: Scalar,
 }
 
-/// The fields read from an `item` object.
-#[derive(Default, Deserialize)]
-#[serde(default)]
-struct ItemWire {
-    num_iid: Scalar,
-    title: Scalar,
-    #[serde(rename = "type")]
-    item_type: Scalar,
-    nick: Scalar,
-    signature: Scalar,
-    detail_url: Scalar,
-    uid: Scalar,
-    short_id: Scalar,
-    video: ObjectOr<VideoWire>,
-    music: ObjectOr<MusicWire>,
-    item_imgs: Images,
+/// Reads an `item` object (already checked as JSON by the envelope's pass) in one pass, or, where
+/// one pass cannot give the same result, with every field captured raw and read again.
+///
+/// One pass lets serde_json unescape each string as it goes; the captured way reads each value
+/// two or three times (a third of an answer's decoding, for an escape-dense item), but keeps what
+/// one pass loses: a number's exact text where it is not a plain integer (`1.50`, `-0`, integers
+/// beyond 64 bits) and a field with a lone surrogate, which serde_json refuses as a whole and
+/// the captured way reads as absent. One pass fails on both, and on any other error, and the
+/// captured way decides (a property test holds the two equal wherever one pass succeeds).
+fn read_item(json: &str) -> serde_json::Result<Item> {
+    serde_json::from_str::<ItemWire<OnePass>>(json)
+        .map(ItemWire::into_item)
+        .or_else(|_| serde_json::from_str::<ItemWire<Captured>>(json).map(ItemWire::into_item))
 }
 
-impl ItemWire {
+/// How the text fields of an item are read (see [`read_item`]).
+trait Reading: Default {
+    /// One text field.
+    type Scalar: DeserializeOwned + Default + Into<Scalar>;
+    /// The `item_imgs` field.
+    type Images: DeserializeOwned + Default + Into<Vec<String>>;
+}
+
+/// Every value read once, as serde_json parses it; fails where only [`Captured`] can decide.
+#[derive(Default)]
+struct OnePass;
+
+impl Reading for OnePass {
+    type Scalar = StreamedScalar;
+    type Images = StreamedImages;
+}
+
+/// Every value captured raw and read again: slower, and exact for any valid JSON.
+#[derive(Default)]
+struct Captured;
+
+impl Reading for Captured {
+    type Scalar = Scalar;
+    type Images = Images;
+}
+
+/// The fields read from an `item` object.
+#[derive(Default, Deserialize)]
+#[serde(default, bound = "")]
+struct ItemWire<R: Reading> {
+    num_iid: R::Scalar,
+    title: R::Scalar,
+    #[serde(rename = "type")]
+    item_type: R::Scalar,
+    nick: R::Scalar,
+    signature: R::Scalar,
+    detail_url: R::Scalar,
+    uid: R::Scalar,
+    short_id: R::Scalar,
+    video: ObjectOr<VideoWire<R>>,
+    music: ObjectOr<MusicWire<R>>,
+    item_imgs: R::Images,
+}
+
+impl<R: Reading> ItemWire<R> {
     /// The public form of the item.
     fn into_item(self) -> Item {
+        let text = |scalar: R::Scalar| scalar.into().text();
         let video = self.video.0;
         let music = self.music.0;
         Item {
-            num_iid: self.num_iid.text(),
-            title: self.title.text(),
-            item_type: self.item_type.text(),
-            nick: self.nick.text(),
-            signature: self.signature.text(),
-            detail_url: self.detail_url.text(),
-            uid: self.uid.text(),
-            short_id: self.short_id.text(),
-            video_url: video.url.text(),
-            video_url_raw: video.url_raw.text(),
-            cover_url: video.pic_url.text(),
-            music_title: music.title.text(),
-            music_nick: music.nick.text(),
-            music_url: music.url.text(),
-            music_cover_url: music.pic_url.text(),
-            item_imgs: self.item_imgs.0,
+            num_iid: text(self.num_iid),
+            title: text(self.title),
+            item_type: text(self.item_type),
+            nick: text(self.nick),
+            signature: text(self.signature),
+            detail_url: text(self.detail_url),
+            uid: text(self.uid),
+            short_id: text(self.short_id),
+            video_url: text(video.url),
+            video_url_raw: text(video.url_raw),
+            cover_url: text(video.pic_url),
+            music_title: text(music.title),
+            music_nick: text(music.nick),
+            music_url: text(music.url),
+            music_cover_url: text(music.pic_url),
+            item_imgs: self.item_imgs.into(),
         }
     }
 }
 
 /// The fields read from `item.video`.
 #[derive(Default, Deserialize)]
-#[serde(default)]
-struct VideoWire {
-    url: Scalar,
-    url_raw: Scalar,
-    pic_url: Scalar,
+#[serde(default, bound = "")]
+struct VideoWire<R: Reading> {
+    url: R::Scalar,
+    url_raw: R::Scalar,
+    pic_url: R::Scalar,
 }
 
 /// The fields read from `item.music`.
 #[derive(Default, Deserialize)]
-#[serde(default)]
-struct MusicWire {
-    title: Scalar,
-    nick: Scalar,
-    url: Scalar,
-    pic_url: Scalar,
+#[serde(default, bound = "")]
+struct MusicWire<R: Reading> {
+    title: R::Scalar,
+    nick: R::Scalar,
+    url: R::Scalar,
+    pic_url: R::Scalar,
 }
 
 /// The field read from an object entry of `item_imgs`.
 #[derive(Default, Deserialize)]
-#[serde(default)]
-struct ImageWire {
-    url: Scalar,
+#[serde(default, bound = "")]
+struct ImageWire<R: Reading> {
+    url: R::Scalar,
 }
 
 /// A loosely typed text field: a string, a number kept as written, or nothing usable.
@@ -517,16 +558,53 @@ impl<'de> Deserialize<'de> for Scalar {
 #[derive(Default)]
 struct ObjectOr<T>(T);
 
-impl<'de, T: DeserializeOwned + Default> Deserialize<'de> for ObjectOr<T> {
+impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for ObjectOr<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = <&RawValue>::deserialize(deserializer)?;
-        if raw.get().starts_with('{') {
-            serde_json::from_str(raw.get())
-                .map(ObjectOr)
-                .map_err(de::Error::custom)
-        } else {
-            Ok(ObjectOr(T::default()))
-        }
+        deserializer.deserialize_any(ObjectOrVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Reads an object's fields as `T`, and passes over anything else.
+struct ObjectOrVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de> + Default> Visitor<'de> for ObjectOrVisitor<T> {
+    type Value = ObjectOr<T>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(map)).map(ObjectOr)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        IgnoredAny.visit_seq(seq)?;
+        Ok(ObjectOr(T::default()))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(ObjectOr(T::default()))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(ObjectOr(T::default()))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(ObjectOr(T::default()))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(ObjectOr(T::default()))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(ObjectOr(T::default()))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(ObjectOr(T::default()))
     }
 }
 
@@ -556,15 +634,219 @@ impl<'de> Deserialize<'de> for Images {
     }
 }
 
+impl From<Images> for Vec<String> {
+    fn from(images: Images) -> Vec<String> {
+        images.0
+    }
+}
+
 /// The URL of one `item_imgs` entry: a string, or an object's `url` field.
 fn image_url(entry: &RawValue) -> Option<String> {
     match entry.get().as_bytes().first() {
         Some(b'"') => Scalar::from_raw(entry).text(),
-        Some(b'{') => serde_json::from_str::<ImageWire>(entry.get())
+        Some(b'{') => serde_json::from_str::<ImageWire<Captured>>(entry.get())
             .ok()?
             .url
             .text(),
         _ => None,
+    }
+}
+
+/// [`Scalar`] read in one pass: a string as serde_json unescapes it, an integer as its digits.
+/// Fails on other numbers, whose exact text one pass does not see (see [`read_item`]).
+#[derive(Default)]
+struct StreamedScalar(Scalar);
+
+impl From<StreamedScalar> for Scalar {
+    fn from(scalar: StreamedScalar) -> Scalar {
+        scalar.0
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamedScalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StreamedScalarVisitor)
+    }
+}
+
+/// Reads one value for [`StreamedScalar`].
+struct StreamedScalarVisitor;
+
+impl<'de> Visitor<'de> for StreamedScalarVisitor {
+    type Value = StreamedScalar;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(StreamedScalar(Scalar::Text(text.to_owned())))
+    }
+
+    // JSON writes an integer in one way only, so its digits are its text; serde_json reads
+    // `-0` and integers beyond 64 bits as floats.
+    fn visit_u64<E: de::Error>(self, number: u64) -> Result<Self::Value, E> {
+        Ok(StreamedScalar(Scalar::Number(number.to_string())))
+    }
+
+    fn visit_i64<E: de::Error>(self, number: i64) -> Result<Self::Value, E> {
+        Ok(StreamedScalar(Scalar::Number(number.to_string())))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(E::custom(
+            "a number that is not a plain integer needs its exact text",
+        ))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(StreamedScalar::default())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(StreamedScalar::default())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        IgnoredAny.visit_map(map)?;
+        Ok(StreamedScalar::default())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        IgnoredAny.visit_seq(seq)?;
+        Ok(StreamedScalar::default())
+    }
+}
+
+/// [`Images`] read in one pass.
+#[derive(Default)]
+struct StreamedImages(Vec<String>);
+
+impl From<StreamedImages> for Vec<String> {
+    fn from(images: StreamedImages) -> Vec<String> {
+        images.0
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamedImages {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StreamedImagesVisitor)
+    }
+}
+
+/// Reads `item_imgs` for [`StreamedImages`]: the same shapes as [`Images`].
+struct StreamedImagesVisitor;
+
+impl StreamedImagesVisitor {
+    fn kept(urls: impl IntoIterator<Item = Option<String>>) -> StreamedImages {
+        StreamedImages(
+            urls.into_iter()
+                .flatten()
+                .filter(|url| !url.trim().is_empty())
+                .collect(),
+        )
+    }
+}
+
+impl<'de> Visitor<'de> for StreamedImagesVisitor {
+    type Value = StreamedImages;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut urls = Vec::new();
+        while let Some(StreamedImageUrl(url)) = seq.next_element()? {
+            urls.push(url);
+        }
+        Ok(Self::kept(urls))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut urls = Vec::new();
+        while let Some((IgnoredAny, StreamedImageUrl(url))) = map.next_entry()? {
+            urls.push(url);
+        }
+        Ok(Self::kept(urls))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Self::kept([Some(text.to_owned())]))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(StreamedImages::default())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(StreamedImages::default())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(StreamedImages::default())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(StreamedImages::default())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(StreamedImages::default())
+    }
+}
+
+/// The URL of one `item_imgs` entry read in one pass, as [`image_url`] reads it.
+struct StreamedImageUrl(Option<String>);
+
+impl<'de> Deserialize<'de> for StreamedImageUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StreamedImageUrlVisitor)
+    }
+}
+
+/// Reads one `item_imgs` entry for [`StreamedImageUrl`].
+struct StreamedImageUrlVisitor;
+
+impl<'de> Visitor<'de> for StreamedImageUrlVisitor {
+    type Value = StreamedImageUrl;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(StreamedImageUrl(Some(text.to_owned())))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let wire = ImageWire::<OnePass>::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(StreamedImageUrl(wire.url.0.text()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        IgnoredAny.visit_seq(seq)?;
+        Ok(StreamedImageUrl(None))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(StreamedImageUrl(None))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(StreamedImageUrl(None))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(StreamedImageUrl(None))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(StreamedImageUrl(None))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(StreamedImageUrl(None))
     }
 }
 
@@ -1084,6 +1366,155 @@ mod tests {
                 let inner = &json[1..json.len() - 1];
                 prop_assert_eq!(unescaped(inner), serde_json::from_str::<String>(&json).ok(), "{}", json);
             }
+        }
+    }
+
+    /// An item as onebound writes it (Chinese as `\uXXXX`, `/` as `\/`), in every field and shape.
+    fn php_item() -> String {
+        let url =
+            |path: &str| php_json_string(&format!("https://p3.douyinpic.com/{path}?a=1&b=中"));
+        format!(
+            r#"{{"num_iid": 7118694749548072205, "title": {title}, "type": "video", "uid": -7,
+                "video": {{"url": {video}, "pic_url": {cover}}}, "music": {{"title": {title}}},
+                "item_imgs": [{first}, {{"url": {second}}}, ""], "cache": 1.5}}"#,
+            title = php_json_string("#好看 \"长\" 😀\n"),
+            video = url("v"),
+            cover = url("c.jpeg"),
+            first = url("1.jpeg"),
+            second = url("2.jpeg"),
+        )
+    }
+
+    /// Reads `json` both ways; Err when that way fails.
+    fn both_readings(json: &str) -> (Result<Item, String>, Result<Item, String>) {
+        let one_pass = serde_json::from_str::<ItemWire<OnePass>>(json)
+            .map(ItemWire::into_item)
+            .map_err(|e| e.to_string());
+        let captured = serde_json::from_str::<ItemWire<Captured>>(json)
+            .map(ItemWire::into_item)
+            .map_err(|e| e.to_string());
+        (one_pass, captured)
+    }
+
+    /// What answers look like is read in one pass; the captured way is only the fallback.
+    #[test]
+    fn answers_as_onebound_writes_them_are_read_in_one_pass() {
+        let fixture = decoded(std::str::from_utf8(OK).expect("utf-8")).raw_item;
+        let fixture = fixture.expect("item").get().to_owned();
+        for json in [fixture, php_item()] {
+            let (one_pass, captured) = both_readings(&json);
+            let item = one_pass.unwrap_or_else(|e| panic!("one pass failed ({e}): {json}"));
+            assert_eq!(Ok(&item), captured.as_ref(), "{json}");
+            assert!(item.title.is_some() && item.cover_url.is_some(), "{item:?}");
+        }
+        let item = item_of(&php_item());
+        assert_eq!(item.title.as_deref(), Some("#好看 \"长\" 😀\n"));
+        assert_eq!(item.uid.as_deref(), Some("-7"));
+        assert_eq!(
+            item.item_imgs,
+            [
+                "https://p3.douyinpic.com/1.jpeg?a=1&b=中",
+                "https://p3.douyinpic.com/2.jpeg?a=1&b=中"
+            ]
+        );
+    }
+
+    /// What one pass cannot read exactly, it leaves to the captured way.
+    #[test]
+    fn one_pass_gives_way_on_inexact_numbers_and_lone_surrogates() {
+        for json in [
+            r#"{"uid": 1.50}"#,
+            r#"{"uid": -0}"#,
+            r#"{"uid": 123456789012345678901234567890}"#,
+            r#"{"title": "\ud800"}"#,
+            r#"{"video": {"url": 1e3}}"#,
+            r#"{"item_imgs": [{"url": "\udc00"}]}"#,
+        ] {
+            let (one_pass, captured) = both_readings(json);
+            assert!(one_pass.is_err(), "{json}: {one_pass:?}");
+            assert!(captured.is_ok(), "{json}: {captured:?}");
+        }
+    }
+
+    /// A JSON value of the shapes items hold: strings with escapes, numbers, literals, and
+    /// objects and arrays of them. With `exact`, only what one pass reads exactly: no lone
+    /// surrogates, only plain integers, no repeated keys.
+    fn item_value(exact: bool) -> impl Strategy<Value = String> {
+        let string = if exact {
+            r#"([a-z/ é长]|\\["\\/nt]|\\u(00|4f|e9)[0-9a-f]{2}|\\ud83d\\ude00){0,6}"#
+        } else {
+            r#"([a-z/ é长]|\\["\\/nt]|\\u(d[89ab]|d[c-f]|00|4f|e9)[0-9a-f]{2}){0,6}"#
+        };
+        let number = if exact {
+            r"0|-?[1-9][0-9]{0,17}"
+        } else {
+            r"-?(0|[1-9][0-9]{0,21})(\.[0-9]{1,2})?([eE][+-]?[0-9])?"
+        };
+        let scalar = prop_oneof![
+            3 => string.prop_map(|soup| format!("\"{soup}\"")),
+            1 => number,
+            1 => prop::sample::select(vec!["true", "false", "null", "{}", "[]", "\"\""])
+                .prop_map(str::to_owned),
+        ];
+        scalar.prop_recursive(2, 12, 4, move |inner| {
+            let key = prop::sample::select(vec!["url", "url_raw", "pic_url", "title", "nick", "x"]);
+            prop_oneof![
+                object_of(key, inner.clone(), exact),
+                prop::collection::vec(inner, 0..4)
+                    .prop_map(|values| format!("[{}]", values.join(", "))),
+            ]
+        })
+    }
+
+    /// A JSON object of up to four `keys` with `values`, each key once when `distinct`.
+    fn object_of(
+        keys: impl Strategy<Value = &'static str>,
+        values: impl Strategy<Value = String>,
+        distinct: bool,
+    ) -> impl Strategy<Value = String> {
+        prop::collection::vec((keys, values), 0..5).prop_map(move |mut pairs| {
+            if distinct {
+                let mut seen = std::collections::HashSet::new();
+                pairs.retain(|(key, _)| seen.insert(*key));
+            }
+            let fields: Vec<String> = pairs.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+            format!("{{{}}}", fields.join(", "))
+        })
+    }
+
+    /// An `item` object with [`item_value`]s.
+    fn item_json(exact: bool) -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "num_iid",
+            "title",
+            "type",
+            "uid",
+            "short_id",
+            "video",
+            "music",
+            "item_imgs",
+            "x",
+        ]);
+        object_of(key, item_value(exact), exact)
+    }
+
+    proptest! {
+        /// Wherever one pass reads an item, it reads what the captured way reads; where the
+        /// captured way fails, so does one pass.
+        #[test]
+        fn one_pass_reads_what_the_captured_way_reads(json in item_json(false)) {
+            let (one_pass, captured) = both_readings(&json);
+            if one_pass.is_ok() || captured.is_err() {
+                prop_assert_eq!(one_pass.ok(), captured.ok(), "{}", json);
+            }
+        }
+
+        /// Items without inexact numbers, lone surrogates or repeated keys are read in one pass.
+        #[test]
+        fn one_pass_reads_every_item_it_can_read_exactly(json in item_json(true)) {
+            let (one_pass, captured) = both_readings(&json);
+            prop_assert!(one_pass.is_ok(), "{}: {:?}", json, one_pass);
+            prop_assert_eq!(one_pass, captured, "{}", json);
         }
     }
 
