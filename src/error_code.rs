@@ -1,5 +1,7 @@
 //! onebound's `error_code` table and what the collector does with each code.
 
+use std::borrow::Cow;
+
 /// What the collector does with an answer carrying a given code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -79,12 +81,12 @@ pub const TABLE: &[ErrorCode] = &[
 const CODE_DIGITS: usize = 4;
 
 /// Trims the code and left-pads an all-digit code to four digits (a JSON number `0` means `0000`).
-fn normalise(code: &str) -> String {
+fn normalise(code: &str) -> Cow<'_, str> {
     let code = code.trim();
     if !code.is_empty() && code.len() < CODE_DIGITS && code.bytes().all(|b| b.is_ascii_digit()) {
-        format!("{code:0>CODE_DIGITS$}")
+        Cow::Owned(format!("{code:0>CODE_DIGITS$}"))
     } else {
-        code.to_owned()
+        Cow::Borrowed(code)
     }
 }
 

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use metrics::{counter, gauge, histogram};
+use metrics::{SharedString, counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -122,22 +122,21 @@ fn describe() {
 
 /// The `error_code` label: onebound's known codes and our failure keys; anything else is "other",
 /// so a hostile server cannot create unbounded label values.
-fn code_label(error_code: Option<&str>, error: Option<&str>, outcome: Outcome) -> String {
+fn code_label(error_code: Option<&str>, error: Option<&str>, outcome: Outcome) -> SharedString {
     if let Some(code) = error_code {
-        return match error_code::lookup(code) {
-            Some(known) => known.code.to_owned(),
-            None => "other".to_owned(),
-        };
+        return SharedString::const_str(
+            error_code::lookup(code).map_or("other", |known| known.code),
+        );
     }
     match (outcome, error) {
-        (Outcome::Ok, _) => "0000".to_owned(),
-        (Outcome::ApiError, _) => "other".to_owned(),
+        (Outcome::Ok, _) => SharedString::const_str("0000"),
+        (Outcome::ApiError, _) => SharedString::const_str("other"),
         (_, Some(key))
             if key.len() <= 24 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
         {
-            key.to_owned()
+            SharedString::from_owned(key.to_owned())
         }
-        _ => "other".to_owned(),
+        _ => SharedString::const_str("other"),
     }
 }
 
@@ -260,7 +259,7 @@ mod tests {
         ];
         for (code, error, outcome, label) in cases {
             assert_eq!(
-                code_label(code, error, outcome),
+                &*code_label(code, error, outcome),
                 label,
                 "{code:?} {error:?}"
             );
