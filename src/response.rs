@@ -554,6 +554,32 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
+/// The visitor methods for the values a visitor passes over (numbers, booleans, null), each
+/// giving `$value`.
+macro_rules! passes_over_scalars {
+    ($value:expr) => {
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+
 /// A nested object's fields, or their defaults when the value is not an object (`[]`, `""`, null…).
 #[derive(Default)]
 struct ObjectOr<T>(T);
@@ -587,25 +613,7 @@ impl<'de, T: Deserialize<'de> + Default> Visitor<'de> for ObjectOrVisitor<T> {
         Ok(ObjectOr(T::default()))
     }
 
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(ObjectOr(T::default()))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(ObjectOr(T::default()))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(ObjectOr(T::default()))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(ObjectOr(T::default()))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(ObjectOr(T::default()))
-    }
+    passes_over_scalars!(ObjectOr(T::default()));
 }
 
 /// The URLs of `item_imgs`: a list (or an object, as PHP encodes sparse lists) of strings or of
@@ -625,12 +633,7 @@ impl<'de> Deserialize<'de> for Images {
             Some(b'"') => vec![raw],
             _ => Vec::new(),
         };
-        let urls = entries
-            .into_iter()
-            .filter_map(image_url)
-            .filter(|url| !url.trim().is_empty())
-            .collect();
-        Ok(Images(urls))
+        Ok(Images(kept_urls(entries.into_iter().map(image_url))))
     }
 }
 
@@ -638,6 +641,14 @@ impl From<Images> for Vec<String> {
     fn from(images: Images) -> Vec<String> {
         images.0
     }
+}
+
+/// The URLs of `item_imgs` entries, in order, without blank or unusable ones.
+fn kept_urls(urls: impl IntoIterator<Item = Option<String>>) -> Vec<String> {
+    urls.into_iter()
+        .flatten()
+        .filter(|url| !url.trim().is_empty())
+        .collect()
 }
 
 /// The URL of one `item_imgs` entry: a string, or an object's `url` field.
@@ -737,17 +748,6 @@ impl<'de> Deserialize<'de> for StreamedImages {
 /// Reads `item_imgs` for [`StreamedImages`]: the same shapes as [`Images`].
 struct StreamedImagesVisitor;
 
-impl StreamedImagesVisitor {
-    fn kept(urls: impl IntoIterator<Item = Option<String>>) -> StreamedImages {
-        StreamedImages(
-            urls.into_iter()
-                .flatten()
-                .filter(|url| !url.trim().is_empty())
-                .collect(),
-        )
-    }
-}
-
 impl<'de> Visitor<'de> for StreamedImagesVisitor {
     type Value = StreamedImages;
 
@@ -760,7 +760,7 @@ impl<'de> Visitor<'de> for StreamedImagesVisitor {
         while let Some(StreamedImageUrl(url)) = seq.next_element()? {
             urls.push(url);
         }
-        Ok(Self::kept(urls))
+        Ok(StreamedImages(kept_urls(urls)))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -768,32 +768,14 @@ impl<'de> Visitor<'de> for StreamedImagesVisitor {
         while let Some((IgnoredAny, StreamedImageUrl(url))) = map.next_entry()? {
             urls.push(url);
         }
-        Ok(Self::kept(urls))
+        Ok(StreamedImages(kept_urls(urls)))
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(Self::kept([Some(text.to_owned())]))
+        Ok(StreamedImages(kept_urls([Some(text.to_owned())])))
     }
 
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(StreamedImages::default())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(StreamedImages::default())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(StreamedImages::default())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(StreamedImages::default())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(StreamedImages::default())
-    }
+    passes_over_scalars!(StreamedImages::default());
 }
 
 /// The URL of one `item_imgs` entry read in one pass, as [`image_url`] reads it.
@@ -829,25 +811,7 @@ impl<'de> Visitor<'de> for StreamedImageUrlVisitor {
         Ok(StreamedImageUrl(None))
     }
 
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(StreamedImageUrl(None))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(StreamedImageUrl(None))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(StreamedImageUrl(None))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(StreamedImageUrl(None))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(StreamedImageUrl(None))
-    }
+    passes_over_scalars!(StreamedImageUrl(None));
 }
 
 /// The values of a JSON object, in the order written, unparsed.

@@ -1402,37 +1402,54 @@ mod tests {
         }
     }
 
+    /// A video the tests never watch.
+    const UNWATCHED: &str = "7299999999999999999";
+
+    /// A charged, successful first attempt of `video_id`, finished now, without quota.
+    fn ok_attempt<'a>(
+        video_id: &'a str,
+        snapshot: Option<SnapshotInput<'a>>,
+        video_status: VideoStatus,
+    ) -> AttemptRecord<'a> {
+        let now = Utc::now();
+        AttemptRecord {
+            pass_id: None,
+            video_id,
+            started_at: now,
+            finished_at: now,
+            attempt: 1,
+            outcome: Outcome::Ok,
+            http_status: Some(200),
+            error_code: Some("0000"),
+            error: None,
+            reason: None,
+            message: None,
+            charged: true,
+            request_id: None,
+            snapshot,
+            quota: None,
+            video_status,
+        }
+    }
+
     /// Records one successful attempt of `video` with `content`.
     async fn record_ok(store: &Store, video: &str, content: &Content) -> StoredAttempt {
         let hash = content.hash();
         let info = ApiInfo::parse("today:3 max:100 all[9=3+4+2];expires:2030-12-31").expect("info");
-        let now = Utc::now();
+        let snapshot = SnapshotInput {
+            content,
+            content_hash: &hash,
+            raw: "{\"title\":\"raw\"}",
+        };
         store
             .record_attempt(&AttemptRecord {
-                pass_id: None,
-                video_id: video,
-                started_at: now,
-                finished_at: now,
-                attempt: 1,
-                outcome: Outcome::Ok,
-                http_status: Some(200),
-                error_code: Some("0000"),
-                error: None,
-                reason: None,
-                message: None,
-                charged: true,
                 request_id: Some("gw-1"),
-                snapshot: Some(SnapshotInput {
-                    content,
-                    content_hash: &hash,
-                    raw: "{\"title\":\"raw\"}",
-                }),
                 quota: Some(QuotaInput {
                     api_info: "today:3 max:100 all[9=3+4+2];expires:2030-12-31",
                     parsed: Some(&info),
                     server_time: Some("Beijing/2026-01-01 08:00:00"),
                 }),
-                video_status: VideoStatus::Ok,
+                ..ok_attempt(video, Some(snapshot), VideoStatus::Ok)
             })
             .await
             .expect("stored")
@@ -1609,32 +1626,6 @@ mod tests {
         stored.into_iter().map(|(_, s)| s).collect()
     }
 
-    /// A charged, successful attempt of 7299999999999999999, a video the tests never watch.
-    fn unknown_video_attempt<'a>(
-        snapshot: Option<SnapshotInput<'a>>,
-        video_status: VideoStatus,
-    ) -> AttemptRecord<'a> {
-        let now = Utc::now();
-        AttemptRecord {
-            pass_id: None,
-            video_id: "7299999999999999999",
-            started_at: now,
-            finished_at: now,
-            attempt: 1,
-            outcome: Outcome::Ok,
-            http_status: Some(200),
-            error_code: Some("0000"),
-            error: None,
-            reason: None,
-            message: None,
-            charged: true,
-            request_id: None,
-            snapshot,
-            quota: None,
-            video_status,
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_bad_attempt_fails_alone_and_its_group_is_stored() {
         let (_dir, store) = store().await;
@@ -1656,7 +1647,7 @@ mod tests {
                     raw: "{}",
                 };
                 store
-                    .record_attempt(&unknown_video_attempt(Some(snapshot), VideoStatus::Ok))
+                    .record_attempt(&ok_attempt(UNWATCHED, Some(snapshot), VideoStatus::Ok))
                     .await
             })
             .await
@@ -1691,7 +1682,7 @@ mod tests {
                 raw: "{}",
             });
             let error = store
-                .record_attempt(&unknown_video_attempt(snapshot, status))
+                .record_attempt(&ok_attempt(UNWATCHED, snapshot, status))
                 .await
                 .expect_err("unknown video");
             let text = error.to_string();
