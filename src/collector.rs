@@ -528,7 +528,7 @@ async fn collect_video(
         // Tests make a video's task panic here, after a paid call, to check what a panic shows.
         fail::fail_point!("collect-video");
         let finished_at = Utc::now();
-        let verdict = judge(&id, answer.exchange());
+        let mut verdict = judge(&id, answer.exchange());
         // The verdict holds what is kept; the body need not wait with it for the store.
         drop(answer);
         // The pace reacts before this call's slot frees up and before the attempt is stored
@@ -560,11 +560,20 @@ async fn collect_video(
         // that the calls of a burst go out again at once rather than one store apart.
         tokio::task::yield_now().await;
 
-        let content = verdict
-            .item
-            .as_ref()
-            .map(|(item, _)| Content::from_item(item));
-        let content_hash = content.as_ref().map(Content::hash);
+        // The content and the raw item move into the stored attempt; the announcement of a new
+        // version needs only the title.
+        let (snapshot, title) = match verdict.item.take() {
+            Some((item, raw)) => {
+                let content = Content::from_item(&item);
+                let snapshot = SnapshotInput {
+                    content_hash: content.hash(),
+                    content,
+                    raw: Box::<str>::from(raw).into_string(),
+                };
+                (Some(snapshot), item.title)
+            }
+            None => (None, None),
+        };
         let record = AttemptRecord {
             pass_id: Some(ctx.pass_id),
             video_id: id.as_str(),
@@ -579,14 +588,7 @@ async fn collect_video(
             message: verdict.message.as_deref(),
             charged: verdict.charged,
             request_id: verdict.request_id.as_deref(),
-            snapshot: match (&content, &content_hash, &verdict.item) {
-                (Some(content), Some(content_hash), Some((_, raw))) => Some(SnapshotInput {
-                    content,
-                    content_hash,
-                    raw: raw.get(),
-                }),
-                _ => None,
-            },
+            snapshot,
             quota: verdict.api_info.as_deref().map(|text| QuotaInput {
                 api_info: text,
                 parsed: api_info.as_ref().and_then(Option::as_ref),
@@ -594,7 +596,7 @@ async fn collect_video(
             }),
             video_status: video_status(verdict.next),
         };
-        let stored = match ctx.store.record_attempt(&record).await {
+        let stored = match ctx.store.record_attempt(record).await {
             Ok(stored) => stored,
             Err(error) => {
                 ctx.fail(error);
@@ -607,7 +609,7 @@ async fn collect_video(
             verdict.error.as_deref(),
             verdict.charged,
         );
-        notify_stored(&ctx, &id, &stored, &verdict, finished_at);
+        notify_stored(&ctx, &id, &stored, title, finished_at);
         if verdict.outcome != Outcome::Ok {
             log_failure(&id, attempt, &verdict);
         }
@@ -641,7 +643,7 @@ fn notify_stored(
     ctx: &PassContext,
     id: &VideoId,
     stored: &StoredAttempt,
-    verdict: &Verdict,
+    title: Option<String>,
     at: DateTime<Utc>,
 ) {
     if let Some(snapshot) = stored.snapshot.as_ref().filter(|s| s.is_new_version) {
@@ -650,10 +652,7 @@ fn notify_stored(
             video_id: id.to_string(),
             version: snapshot.version,
             changed_fields: snapshot.changed_fields.clone(),
-            title: verdict
-                .item
-                .as_ref()
-                .and_then(|(item, _)| item.title.clone()),
+            title,
             at: timestamp(at),
         });
     }
@@ -812,7 +811,7 @@ async fn record_skipped_retry(
         quota: None,
         video_status: VideoStatus::Untouched,
     };
-    if let Err(error) = ctx.store.record_attempt(&record).await {
+    if let Err(error) = ctx.store.record_attempt(record).await {
         ctx.fail(error);
     }
 }

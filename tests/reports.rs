@@ -73,7 +73,7 @@ impl Db {
         let hash = content.hash();
         let parsed = api_info.map(|text| ApiInfo::parse(text).expect("api_info parses"));
         self.store
-            .record_attempt(&AttemptRecord {
+            .record_attempt(AttemptRecord {
                 pass_id: None,
                 video_id: video,
                 started_at: at - Duration::milliseconds(300),
@@ -88,9 +88,9 @@ impl Db {
                 charged: true,
                 request_id: Some("req-1"),
                 snapshot: Some(SnapshotInput {
-                    content: &content,
-                    content_hash: &hash,
-                    raw: &raw,
+                    content,
+                    content_hash: hash,
+                    raw,
                 }),
                 quota: api_info.map(|text| QuotaInput {
                     api_info: text,
@@ -106,7 +106,7 @@ impl Db {
     /// A failed fetch (an HTTP 502, not charged) of `video` at `at`.
     async fn failed(&self, video: &str, at: DateTime<Utc>) {
         self.store
-            .record_attempt(&AttemptRecord {
+            .record_attempt(AttemptRecord {
                 pass_id: None,
                 video_id: video,
                 started_at: at - Duration::milliseconds(100),

@@ -287,7 +287,7 @@ async fn record_ok(
     let hash = content.hash();
     let parsed = douyin_watch::api_info::ApiInfo::parse(api_info).ok();
     store
-        .record_attempt(&AttemptRecord {
+        .record_attempt(AttemptRecord {
             pass_id: None,
             video_id: video,
             started_at: at - chrono::Duration::milliseconds(250),
@@ -302,9 +302,9 @@ async fn record_ok(
             charged: true,
             request_id: Some("gw-1.63353a5926054"),
             snapshot: Some(SnapshotInput {
-                content: &content,
-                content_hash: &hash,
-                raw: &format!("{{\"num_iid\":\"{video}\",\"title\":\"{title}\"}}"),
+                content,
+                content_hash: hash,
+                raw: format!("{{\"num_iid\":\"{video}\",\"title\":\"{title}\"}}"),
             }),
             quota: Some(QuotaInput {
                 api_info,

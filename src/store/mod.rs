@@ -315,12 +315,14 @@ pub enum VideoStatus {
     Untouched,
 }
 
-/// The snapshot part of a successful attempt.
+/// The snapshot part of a successful attempt. It is moved into the store, which keeps its
+/// strings for the group commit without copying them.
 #[derive(Debug)]
-pub struct SnapshotInput<'a> {
-    pub content: &'a Content,
-    pub content_hash: &'a str,
-    pub raw: &'a str,
+pub struct SnapshotInput {
+    pub content: Content,
+    pub content_hash: String,
+    /// The item's JSON as the answer had it.
+    pub raw: String,
 }
 
 /// The `api_info` part of an answer.
@@ -347,7 +349,7 @@ pub struct AttemptRecord<'a> {
     pub message: Option<&'a str>,
     pub charged: bool,
     pub request_id: Option<&'a str>,
-    pub snapshot: Option<SnapshotInput<'a>>,
+    pub snapshot: Option<SnapshotInput>,
     pub quota: Option<QuotaInput<'a>>,
     pub video_status: VideoStatus,
 }
@@ -786,7 +788,7 @@ impl Store {
     /// new is decided inside the transaction by comparing its hash with the latest version's.
     pub async fn record_attempt(
         &self,
-        record: &AttemptRecord<'_>,
+        record: AttemptRecord<'_>,
     ) -> Result<StoredAttempt, StoreError> {
         let (reply, mut answer) = oneshot::channel();
         let id = {
@@ -1294,7 +1296,7 @@ impl QuotaRow {
 }
 
 impl AttemptRow {
-    fn new(record: &AttemptRecord<'_>) -> AttemptRow {
+    fn new(record: AttemptRecord<'_>) -> AttemptRow {
         let count = |n: Option<u64>| n.map(to_i64);
         let owned = |s: Option<&str>| s.map(str::to_owned);
         AttemptRow {
@@ -1312,28 +1314,28 @@ impl AttemptRow {
             charged: record.charged,
             request_id: owned(record.request_id),
             video_status: record.video_status,
-            snapshot: record.snapshot.as_ref().map(|input| {
+            snapshot: record.snapshot.map(|input| {
                 let c = input.content;
                 SnapshotRow {
-                    content_hash: input.content_hash.to_owned(),
                     fields: [
-                        c.title.clone(),
-                        c.nick.clone(),
-                        c.signature.clone(),
-                        c.detail_url.clone(),
-                        c.item_type.clone(),
-                        c.author_uid.clone(),
-                        c.short_id.clone(),
-                        c.video_url.clone(),
-                        c.video_url_raw.clone(),
-                        c.cover_url.clone(),
-                        c.music_title.clone(),
-                        c.music_nick.clone(),
-                        c.music_url.clone(),
-                        c.music_cover_url.clone(),
+                        c.title,
+                        c.nick,
+                        c.signature,
+                        c.detail_url,
+                        c.item_type,
+                        c.author_uid,
+                        c.short_id,
+                        c.video_url,
+                        c.video_url_raw,
+                        c.cover_url,
+                        c.music_title,
+                        c.music_nick,
+                        c.music_url,
+                        c.music_cover_url,
                         Some(json_array(&c.item_imgs)),
                     ],
-                    raw: input.raw.to_owned(),
+                    content_hash: input.content_hash,
+                    raw: input.raw,
                 }
             }),
             quota: record.quota.as_ref().map(|quota| {
@@ -1408,7 +1410,7 @@ mod tests {
     /// A charged, successful first attempt of `video_id`, finished now, without quota.
     fn ok_attempt<'a>(
         video_id: &'a str,
-        snapshot: Option<SnapshotInput<'a>>,
+        snapshot: Option<SnapshotInput>,
         video_status: VideoStatus,
     ) -> AttemptRecord<'a> {
         let now = Utc::now();
@@ -1437,12 +1439,12 @@ mod tests {
         let hash = content.hash();
         let info = ApiInfo::parse("today:3 max:100 all[9=3+4+2];expires:2030-12-31").expect("info");
         let snapshot = SnapshotInput {
-            content,
-            content_hash: &hash,
-            raw: "{\"title\":\"raw\"}",
+            content: content.clone(),
+            content_hash: hash,
+            raw: "{\"title\":\"raw\"}".to_owned(),
         };
         store
-            .record_attempt(&AttemptRecord {
+            .record_attempt(AttemptRecord {
                 request_id: Some("gw-1"),
                 quota: Some(QuotaInput {
                     api_info: "today:3 max:100 all[9=3+4+2];expires:2030-12-31",
@@ -1505,7 +1507,7 @@ mod tests {
             for outcome in outcomes {
                 let now = Utc::now();
                 store
-                    .record_attempt(&AttemptRecord {
+                    .record_attempt(AttemptRecord {
                         pass_id: None,
                         video_id: video.as_str(),
                         started_at: now,
@@ -1642,12 +1644,12 @@ mod tests {
                 let hash = first_hash();
                 let content = content("x", "https://p.douyinpic.com/x.jpeg");
                 let snapshot = SnapshotInput {
-                    content: &content,
-                    content_hash: &hash,
-                    raw: "{}",
+                    content,
+                    content_hash: hash,
+                    raw: "{}".to_owned(),
                 };
                 store
-                    .record_attempt(&ok_attempt(UNWATCHED, Some(snapshot), VideoStatus::Ok))
+                    .record_attempt(ok_attempt(UNWATCHED, Some(snapshot), VideoStatus::Ok))
                     .await
             })
             .await
@@ -1676,13 +1678,13 @@ mod tests {
             VideoStatus::Failing,
             VideoStatus::Untouched,
         ] {
-            let snapshot = (status == VideoStatus::Ok).then_some(SnapshotInput {
-                content: &content,
-                content_hash: &hash,
-                raw: "{}",
+            let snapshot = (status == VideoStatus::Ok).then(|| SnapshotInput {
+                content: content.clone(),
+                content_hash: hash.clone(),
+                raw: "{}".to_owned(),
             });
             let error = store
-                .record_attempt(&ok_attempt(UNWATCHED, snapshot, status))
+                .record_attempt(ok_attempt(UNWATCHED, snapshot, status))
                 .await
                 .expect_err("unknown video");
             let text = error.to_string();
