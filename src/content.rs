@@ -248,8 +248,8 @@ fn normalize_parsed(text: &str) -> Option<String> {
     if !matches!(url.scheme(), "http" | "https") {
         return None;
     }
-    if let Some(host) = url.host_str().and_then(unsharded_host) {
-        url.set_host(Some(&host)).ok()?;
+    if let Some((head, tail)) = url.host_str().and_then(unsharded_host) {
+        url.set_host(Some(&format!("{head}{tail}"))).ok()?;
     }
     if let Some(kept) = url.query().and_then(kept_query) {
         url.set_query(Some(kept.as_str()).filter(|q| !q.is_empty()));
@@ -263,6 +263,13 @@ fn normalize_parsed(text: &str) -> Option<String> {
 /// The query without its volatile parameters (and empty pairs), or None when nothing is dropped.
 fn kept_query(query: &str) -> Option<String> {
     let mut kept = String::with_capacity(query.len());
+    push_kept_pairs(&mut kept, query).then_some(kept)
+}
+
+/// Appends the pairs of `query` that [`kept_query`] keeps, joined by `&`, to `out`; true when
+/// some pair was dropped.
+fn push_kept_pairs(out: &mut String, query: &str) -> bool {
+    let start = out.len();
     let mut dropped = false;
     // Split with memchr: `str::split` costs more per pair than the rest of the work on it.
     let mut rest = Some(query);
@@ -276,13 +283,13 @@ fn kept_query(query: &str) -> Option<String> {
         if pair.is_empty() || is_volatile(name) {
             dropped = true;
         } else {
-            if !kept.is_empty() {
-                kept.push('&');
+            if out.len() > start {
+                out.push('&');
             }
-            kept.push_str(pair);
+            out.push_str(pair);
         }
     }
-    dropped.then_some(kept)
+    dropped
 }
 
 /// An http(s) URL whose text is already what `url::Url` would serialize it as, split into parts.
@@ -384,18 +391,30 @@ impl<'a> CanonicalUrl<'a> {
 
     /// [`normalize_parsed`]'s result, assembled from the parts.
     fn normalized(&self) -> String {
-        let host = unsharded_host(self.host);
-        let kept = self.query.and_then(kept_query);
-        let query = kept.as_deref().or(self.query).filter(|q| !q.is_empty());
         let mut url = String::with_capacity(
-            self.scheme.len() + self.host.len() + self.path.len() + 1 + query.map_or(0, str::len),
+            self.scheme.len()
+                + self.host.len()
+                + self.path.len()
+                + 1
+                + self.query.map_or(0, str::len),
         );
         url.push_str(self.scheme);
-        url.push_str(host.as_deref().unwrap_or(self.host));
+        match unsharded_host(self.host) {
+            Some((head, tail)) => {
+                url.push_str(head);
+                url.push_str(tail);
+            }
+            None => url.push_str(self.host),
+        }
         url.push_str(self.path);
-        if let Some(query) = query {
+        if let Some(query) = self.query {
             url.push('?');
-            url.push_str(query);
+            let before = url.len();
+            push_kept_pairs(&mut url, query);
+            // An empty query loses its `?`, as `url::Url::set_query` would have it.
+            if url.len() == before {
+                url.pop();
+            }
         }
         url
     }
@@ -403,8 +422,9 @@ impl<'a> CanonicalUrl<'a> {
 
 /// A CDN shard host without its shard number, or None if `host` is not one: the first label is
 /// `<letters><digits>`, optionally followed by `-<anything>`, directly under a [`SHARD_DOMAINS`]
-/// domain (`p26-sign.douyinpic.com` → `p-sign.douyinpic.com`, `p3.douyinpic.com` → `p.douyinpic.com`).
-fn unsharded_host(host: &str) -> Option<String> {
+/// domain (`p26-sign.douyinpic.com` → `p-sign.douyinpic.com`, `p3.douyinpic.com` → `p.douyinpic.com`),
+/// as the text before the shard number and the text after it.
+fn unsharded_host(host: &str) -> Option<(&str, &str)> {
     let (label, domain) = host.split_once('.')?;
     if !SHARD_DOMAINS.contains(&domain) {
         return None;
@@ -416,7 +436,7 @@ fn unsharded_host(host: &str) -> Option<String> {
         .count();
     let suffix = &label[letters + digits..];
     (letters > 0 && digits > 0 && (suffix.is_empty() || suffix.starts_with('-')))
-        .then(|| format!("{}{suffix}.{domain}", &label[..letters]))
+        .then(|| (&host[..letters], &host[letters + digits..]))
 }
 
 /// Whether a query parameter name is in the volatile list.
