@@ -4,10 +4,9 @@
 //! the error-code policy. The collector does the I/O around it.
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use crate::error_code::{self, Policy};
-use crate::response::{self, Item};
+use crate::response::{self, Item, RawItem};
 use crate::video_id::VideoId;
 
 /// How many characters of an unexpected body go into a failure message.
@@ -115,7 +114,7 @@ pub struct Verdict {
     pub api_info: Option<String>,
     pub server_time: Option<String>,
     /// The item and its raw JSON, for `Next::Store` only.
-    pub item: Option<(Item, Box<RawValue>)>,
+    pub item: Option<(Item, RawItem)>,
 }
 
 impl Verdict {
@@ -309,7 +308,8 @@ mod tests {
         assert_eq!(verdict.request_id.as_deref(), Some("gw-1.63353a5926054"));
         let (item, raw) = verdict.item.expect("item");
         assert_eq!(item.num_iid.as_deref(), Some(FIXTURE_ID));
-        assert!(raw.get().starts_with('{'), "{}", raw.get());
+        let raw = raw.text().expect("the raw item");
+        assert!(raw.starts_with('{'), "{raw}");
     }
 
     #[test]

@@ -568,7 +568,7 @@ async fn collect_video(
                 let snapshot = SnapshotInput {
                     content_hash: content.hash(),
                     content,
-                    raw: Box::<str>::from(raw).into_string(),
+                    raw,
                 };
                 (Some(snapshot), item.title)
             }

@@ -37,7 +37,49 @@ pub struct Answer {
     /// The video fields, when the answer carried a non-empty `item` object.
     pub item: Option<Item>,
     /// The `item` object exactly as received, for storage without re-serializing.
-    pub raw_item: Option<Box<RawValue>>,
+    pub raw_item: Option<RawItem>,
+}
+
+/// The JSON text of an answer's `item` object exactly as received.
+///
+/// Reading an answer in one pass does not tell where its item ends, and most answers repeat
+/// content already stored, whose raw item is never needed. So when one pass read the answer,
+/// this holds the answer's text, and the item is found in it only if [`RawItem::text`] is asked.
+#[derive(Debug, Clone)]
+pub struct RawItem(RawItemSource);
+
+#[derive(Debug, Clone)]
+enum RawItemSource {
+    /// The item's own text.
+    Item(Box<str>),
+    /// The text of an answer [`decode`] accepted, with an object as its `item`.
+    Answer(Box<str>),
+}
+
+impl RawItem {
+    /// A raw item from the item's own JSON text.
+    pub fn new(item_json: impl Into<Box<str>>) -> RawItem {
+        RawItem(RawItemSource::Item(item_json.into()))
+    }
+
+    /// The item's JSON text. None only if an answer's text no longer reads as it did when it was
+    /// decoded, which does not happen.
+    pub fn text(&self) -> Option<&str> {
+        match &self.0 {
+            RawItemSource::Item(text) => Some(text),
+            RawItemSource::Answer(answer) => serde_json::from_str::<RawItemOf<'_>>(answer)
+                .ok()?
+                .item
+                .map(RawValue::get),
+        }
+    }
+}
+
+/// The `item` of an answer, captured; every other field passed over.
+#[derive(Deserialize)]
+struct RawItemOf<'a> {
+    #[serde(borrow)]
+    item: Option<&'a RawValue>,
 }
 
 /// The video fields of `item`, all optional because the API documents none as required.
@@ -144,8 +186,33 @@ pub fn decode(body: &[u8]) -> Result<Answer, DecodeError> {
             });
         }
     }
-    let envelope: Envelope = serde_json::from_str(json).map_err(|e| parse_error(&e, body))?;
-    let (item, raw_item) = match envelope.item {
+    // One pass reads what onebound sends; anything one pass cannot read exactly (see
+    // `read_item`), or that is not an answer at all, is read again the captured way, which also
+    // words the errors.
+    match one_pass_answer(json) {
+        Some(answer) => Ok(answer),
+        None => captured_answer(json, body),
+    }
+}
+
+/// The answer `json` read in one pass, item included, or None where the captured reading must
+/// decide.
+fn one_pass_answer(json: &str) -> Option<Answer> {
+    let (StreamedItem(item), fields) = serde_json::from_str::<Envelope<StreamedItem>>(json)
+        .ok()?
+        .split();
+    let raw_item = item
+        .as_ref()
+        .map(|_| RawItem(RawItemSource::Answer(json.into())));
+    Some(fields.into_answer(item, raw_item))
+}
+
+/// The answer `json` (the text of `body`) with its item captured as raw JSON and read from that.
+fn captured_answer(json: &str, body: &[u8]) -> Result<Answer, DecodeError> {
+    let (item, fields) = serde_json::from_str::<Envelope<Option<Box<RawValue>>>>(json)
+        .map_err(|e| parse_error(&e, body))?
+        .split();
+    let (item, raw_item) = match item {
         None => (None, None),
         Some(raw) => match item_shape(&raw) {
             ItemShape::Nothing => (None, None),
@@ -157,25 +224,11 @@ pub fn decode(body: &[u8]) -> Result<Answer, DecodeError> {
             }
             ItemShape::Object => {
                 let item = read_item(raw.get()).map_err(|e| parse_error(&e, body))?;
-                (Some(item), Some(raw))
+                (Some(item), Some(RawItem::new(Box::<str>::from(raw))))
             }
         },
     };
-    Ok(Answer {
-        error_code: error_code(envelope.error_code),
-        error: envelope.error.text().and_then(trimmed),
-        reason: envelope.reason.text().and_then(trimmed),
-        api_info: envelope.api_info.text().and_then(trimmed),
-        request_id: envelope.request_id.text().and_then(trimmed),
-        server_time: envelope.server_time.text().and_then(trimmed),
-        execution_time: envelope
-            .execution_time
-            .text()
-            .and_then(|t| t.trim().parse::<f64>().ok())
-            .filter(|t| t.is_finite()),
-        item,
-        raw_item,
-    })
+    Ok(fields.into_answer(item, raw_item))
 }
 
 /// Up to `max_chars` characters of a body for error messages: lossy UTF-8 (or GBK when it decodes cleanly as GBK), control characters replaced, whitespace collapsed.
@@ -327,11 +380,11 @@ fn trimmed(text: String) -> Option<String> {
     }
 }
 
-/// The envelope fields read from the top-level object; all others are skipped unparsed.
+/// The fields read from the top-level object, its `item` as `I`; all others are skipped unparsed.
 #[derive(Default, Deserialize)]
-#[serde(default)]
-struct Envelope {
-    item: Option<Box<RawValue>>,
+#[serde(default, bound = "I: Deserialize<'de> + Default")]
+struct Envelope<I> {
+    item: I,
     error: Scalar,
     reason: Scalar,
     error_code: Scalar,
@@ -339,6 +392,100 @@ struct Envelope {
     request_id: Scalar,
     server_time: Scalar,
     execution_time: Scalar,
+}
+
+impl<I> Envelope<I> {
+    /// The item as read, and the other fields.
+    fn split(self) -> (I, Envelope<()>) {
+        let fields = Envelope {
+            item: (),
+            error: self.error,
+            reason: self.reason,
+            error_code: self.error_code,
+            api_info: self.api_info,
+            request_id: self.request_id,
+            server_time: self.server_time,
+            execution_time: self.execution_time,
+        };
+        (self.item, fields)
+    }
+}
+
+impl Envelope<()> {
+    fn into_answer(self, item: Option<Item>, raw_item: Option<RawItem>) -> Answer {
+        Answer {
+            error_code: error_code(self.error_code),
+            error: self.error.text().and_then(trimmed),
+            reason: self.reason.text().and_then(trimmed),
+            api_info: self.api_info.text().and_then(trimmed),
+            request_id: self.request_id.text().and_then(trimmed),
+            server_time: self.server_time.text().and_then(trimmed),
+            execution_time: self
+                .execution_time
+                .text()
+                .and_then(|t| t.trim().parse::<f64>().ok())
+                .filter(|t| t.is_finite()),
+            item,
+            raw_item,
+        }
+    }
+}
+
+/// `item` read in one pass: an object's fields, or one of the API's ways of saying "no item"
+/// (see [`ItemShape`]). Fails on anything else, on an object without a field it reads (which
+/// may be `{}`, "no item"), and wherever one pass fails on the fields (see [`read_item`]), so
+/// that the captured reading decides.
+#[derive(Default)]
+struct StreamedItem(Option<Item>);
+
+impl<'de> Deserialize<'de> for StreamedItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StreamedItemVisitor)
+    }
+}
+
+struct StreamedItemVisitor;
+
+impl<'de> Visitor<'de> for StreamedItemVisitor {
+    type Value = StreamedItem;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("an item object or an empty value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let item = ItemWire::<OnePass>::deserialize(de::value::MapAccessDeserializer::new(map))?
+            .into_item();
+        if item == Item::default() {
+            return Err(de::Error::custom("an item without fields read"));
+        }
+        Ok(StreamedItem(Some(item)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        match seq.next_element::<IgnoredAny>()? {
+            None => Ok(StreamedItem(None)),
+            Some(_) => Err(de::Error::custom("a non-empty array")),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        match text {
+            "" => Ok(StreamedItem(None)),
+            _ => Err(E::custom("a non-empty string")),
+        }
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
+        match value {
+            false => Ok(StreamedItem(None)),
+            true => Err(E::custom("true")),
+        }
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(StreamedItem(None))
+    }
 }
 
 /// Reads an `item` object (already checked as JSON by the envelope's pass) in one pass, or, where
@@ -908,10 +1055,41 @@ mod tests {
     fn ok_fixture_keeps_the_raw_item_as_received() {
         let answer = decode(OK).unwrap();
         let raw = answer.raw_item.unwrap();
+        let raw = raw.text().unwrap();
         let fixture = std::str::from_utf8(OK).unwrap();
-        assert!(raw.get().starts_with("{\n\"num_iid\""), "{}", raw.get());
-        assert!(raw.get().ends_with("\"item_imgs\": []\n}"), "{}", raw.get());
-        assert!(fixture.contains(raw.get()));
+        assert!(raw.starts_with("{\n\"num_iid\""), "{raw}");
+        assert!(raw.ends_with("\"item_imgs\": []\n}"), "{raw}");
+        assert!(fixture.contains(raw));
+    }
+
+    /// One pass keeps the answer and finds the item in it when asked; the captured reading keeps
+    /// the item itself. Either way the raw item is the text the answer had.
+    #[test]
+    fn the_raw_item_is_the_same_whichever_reading_decided() {
+        let fixture = std::str::from_utf8(OK).unwrap();
+        // A `uid` of `1.50` is a number one pass cannot keep exactly: the captured reading decides.
+        let inexact = fixture.replacen("\"uid\": \"2362203779104899\"", "\"uid\": 1.50", 1);
+        assert_ne!(inexact, fixture);
+        for (body, one_pass) in [(fixture, true), (inexact.as_str(), false)] {
+            let answer = decode(body.as_bytes()).unwrap();
+            let raw = answer.raw_item.expect("a raw item");
+            assert_eq!(
+                matches!(raw.0, RawItemSource::Answer(_)),
+                one_pass,
+                "{body}"
+            );
+            let text = raw.text().expect("the item's text");
+            let captured = serde_json::from_str::<RawItemOf<'_>>(body)
+                .unwrap()
+                .item
+                .unwrap();
+            assert_eq!(text, captured.get());
+            assert!(text.starts_with('{') && body.contains(text));
+            assert_eq!(
+                answer.item.unwrap().num_iid.as_deref(),
+                Some("7118694749548072205")
+            );
+        }
     }
 
     #[test]
@@ -1364,7 +1542,7 @@ mod tests {
     #[test]
     fn answers_as_onebound_writes_them_are_read_in_one_pass() {
         let fixture = decoded(std::str::from_utf8(OK).expect("utf-8")).raw_item;
-        let fixture = fixture.expect("item").get().to_owned();
+        let fixture = fixture.expect("item").text().expect("text").to_owned();
         for json in [fixture, php_item()] {
             let (one_pass, captured) = both_readings(&json);
             let item = one_pass.unwrap_or_else(|e| panic!("one pass failed ({e}): {json}"));
@@ -1480,6 +1658,55 @@ mod tests {
             prop_assert!(one_pass.is_ok(), "{}: {:?}", json, one_pass);
             prop_assert_eq!(one_pass, captured, "{}", json);
         }
+    }
+
+    /// An answer's fields as the tests compare them: the raw item as text.
+    fn comparable(answer: Answer) -> impl PartialEq + fmt::Debug {
+        let raw = answer.raw_item.map(|raw| raw.text().map(str::to_owned));
+        let fields = [
+            answer.error_code,
+            answer.error,
+            answer.reason,
+            answer.api_info,
+            answer.request_id,
+            answer.server_time,
+        ];
+        (answer.item, raw, fields, answer.execution_time)
+    }
+
+    proptest! {
+        /// Wherever one pass reads an answer, it reads what the captured way reads, raw item
+        /// included, whatever its `item` holds; where the captured way fails, so does one pass.
+        #[test]
+        fn one_pass_answers_are_the_captured_answers(
+            item in item_value(false),
+            code in prop::sample::select(vec!["\"0000\"", "0", "2000", "null"]),
+            seconds in prop::sample::select(vec!["\"0.191\"", "0.081", "\"\""]),
+        ) {
+            let json = answer_with(&item, code, seconds);
+            if let Some(answer) = one_pass_answer(&json) {
+                let captured = captured_answer(&json, json.as_bytes());
+                prop_assert_eq!(Some(comparable(answer)), captured.ok().map(comparable), "{}", json);
+            }
+        }
+
+        /// Answers whose item one pass reads exactly are read in one pass, but for an item
+        /// without a field read, which may be `{}` ("no item") and is left to the captured way.
+        #[test]
+        fn one_pass_reads_every_answer_it_can_read_exactly(item in item_json(true)) {
+            let json = answer_with(&item, "\"0000\"", "\"0.191\"");
+            let captured = captured_answer(&json, json.as_bytes()).expect("an answer");
+            let has_fields = captured.item.as_ref().is_some_and(|item| *item != Item::default());
+            prop_assert_eq!(one_pass_answer(&json).is_some(), has_fields, "{}", json);
+        }
+    }
+
+    /// An answer with `item`, an error code and an execution time as JSON values.
+    fn answer_with(item: &str, code: &str, seconds: &str) -> String {
+        format!(
+            "{{\"item\": {item}, \"error\": \"\", \"error_code\": {code}, \
+             \"api_info\": \"today:1 max:9\", \"execution_time\": {seconds}}}"
+        )
     }
 
     #[test]

@@ -13,6 +13,7 @@ use chrono_tz::Asia::Shanghai;
 use douyin_watch::api_info::ApiInfo;
 use douyin_watch::attempt::Outcome;
 use douyin_watch::content::Content;
+use douyin_watch::response::RawItem;
 use douyin_watch::store::{
     AttemptRecord, QuotaInput, SnapshotInput, Store, VideoStatus, timestamp,
 };
@@ -90,7 +91,7 @@ impl Db {
                 snapshot: Some(SnapshotInput {
                     content,
                     content_hash: hash,
-                    raw,
+                    raw: RawItem::new(raw),
                 }),
                 quota: api_info.map(|text| QuotaInput {
                     api_info: text,

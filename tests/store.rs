@@ -277,6 +277,7 @@ async fn record_ok(
     title: &str,
     api_info: &str,
 ) -> douyin_watch::store::StoredAttempt {
+    use douyin_watch::response::RawItem;
     use douyin_watch::store::{AttemptRecord, QuotaInput, SnapshotInput, VideoStatus};
     let content = douyin_watch::content::Content {
         title: Some(title.to_owned()),
@@ -304,7 +305,7 @@ async fn record_ok(
             snapshot: Some(SnapshotInput {
                 content,
                 content_hash: hash,
-                raw: format!("{{\"num_iid\":\"{video}\",\"title\":\"{title}\"}}"),
+                raw: RawItem::new(format!("{{\"num_iid\":\"{video}\",\"title\":\"{title}\"}}")),
             }),
             quota: Some(QuotaInput {
                 api_info,

@@ -211,6 +211,10 @@ fn write_snapshot(
     let version = latest.map_or(0, |(_, version, _)| version) + 1;
     let changed_text = serde_json::to_string(&changed_fields)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    // Found in the answer only now that the content is known to be new.
+    let raw = snapshot.raw.text().ok_or_else(|| {
+        rusqlite::Error::ToSqlConversionFailure("the answer's item could not be found again".into())
+    })?;
     let insert = statements.prepare(INSERT_SNAPSHOT_SQL.as_str())?;
     let mut values: Vec<&dyn rusqlite::ToSql> = vec![
         &row.video_id,
@@ -219,7 +223,7 @@ fn write_snapshot(
         &row.finished_at,
     ];
     values.extend(snapshot.fields.iter().map(|f| f as &dyn rusqlite::ToSql));
-    values.push(&snapshot.raw);
+    values.push(&raw);
     values.push(&changed_text);
     insert.execute(values.as_slice())?;
     Ok(SnapshotOutcome {

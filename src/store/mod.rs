@@ -31,6 +31,7 @@ use crate::api_info::ApiInfo;
 use crate::attempt::Outcome;
 use crate::content::{Content, FIELD_NAMES};
 use crate::quota::{quota_day, quota_day_bounds};
+use crate::response::RawItem;
 use crate::video_id::VideoId;
 use attempts::{AttemptWriter, MIRRORED_PRAGMAS};
 
@@ -321,8 +322,8 @@ pub enum VideoStatus {
 pub struct SnapshotInput {
     pub content: Content,
     pub content_hash: String,
-    /// The item's JSON as the answer had it.
-    pub raw: String,
+    /// The item's JSON as the answer had it, looked up only if the content is new.
+    pub raw: RawItem,
 }
 
 /// The `api_info` part of an answer.
@@ -1250,7 +1251,7 @@ struct SnapshotRow {
     content_hash: String,
     /// The [`FIELD_NAMES`] columns in order (`item_imgs` as a JSON array).
     fields: [Option<String>; FIELD_NAMES.len()],
-    raw: String,
+    raw: RawItem,
 }
 
 #[derive(Debug)]
@@ -1441,7 +1442,7 @@ mod tests {
         let snapshot = SnapshotInput {
             content: content.clone(),
             content_hash: hash,
-            raw: "{\"title\":\"raw\"}".to_owned(),
+            raw: RawItem::new("{\"title\":\"raw\"}"),
         };
         store
             .record_attempt(AttemptRecord {
@@ -1646,7 +1647,7 @@ mod tests {
                 let snapshot = SnapshotInput {
                     content,
                     content_hash: hash,
-                    raw: "{}".to_owned(),
+                    raw: RawItem::new("{}"),
                 };
                 store
                     .record_attempt(ok_attempt(UNWATCHED, Some(snapshot), VideoStatus::Ok))
@@ -1681,7 +1682,7 @@ mod tests {
             let snapshot = (status == VideoStatus::Ok).then(|| SnapshotInput {
                 content: content.clone(),
                 content_hash: hash.clone(),
-                raw: "{}".to_owned(),
+                raw: RawItem::new("{}"),
             });
             let error = store
                 .record_attempt(ok_attempt(UNWATCHED, snapshot, status))
