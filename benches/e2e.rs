@@ -9,11 +9,21 @@
 //! Reported per pass: wall time, the ideal ceil(N/C)·L and their ratio, CPU (user + system) per
 //! fetch and peak RSS of the fetch process (getrusage of that process alone), database bytes added
 //! per fetch, and the simulator's 4008 count. Several runs print the median of each figure.
+//!
+//! Each run also measures the bare exchange: this bench binary, as a process of its own on the
+//! collector's runtime (Tokio, current thread), makes the same N requests over C keep-alive
+//! connections and only finds where each answer ends. Its CPU per request is what the kernel's
+//! loopback TCP, the waits for readiness and the runtime take whatever the collector does, and
+//! what is left of a fetch's CPU is the collector's own.
 
 mod common;
 
+use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use common::{Cmd, SimulatorProcess, Usage, api_env, median};
 
@@ -50,10 +60,16 @@ struct PassFigures {
 struct RunFigures {
     new: PassFigures,
     unchanged: PassFigures,
+    /// The bare exchange's process (see the module's documentation).
+    bare: common::Usage,
 }
+
+/// The first argument that makes this bench binary the bare exchange's client.
+const BARE_EXCHANGE_ARG: &str = "__bare-exchange";
 
 fn main() {
     common::run_as_wrapper_if_asked();
+    run_bare_exchange_if_asked();
     let flags = common::Flags::parse(
         &["videos", "concurrency", "latency-ms", "runs"],
         &["keep"],
@@ -81,7 +97,8 @@ fn main() {
         let figures = run_once(dir.path(), videos, concurrency, latency_ms);
         println!(
             "run {run}: new {:.2} s ({:.3}× ideal), {:.1} µs CPU/fetch, {:.1} MiB RSS, {:.0} B/fetch, {} × 4008 | \
-             unchanged {:.2} s ({:.3}×), {:.1} µs/fetch, {:.1} MiB, {:.0} B/fetch, {} × 4008",
+             unchanged {:.2} s ({:.3}×), {:.1} µs/fetch, {:.1} MiB, {:.0} B/fetch, {} × 4008 | \
+             bare exchange {:.1} µs/request",
             figures.new.usage.wall.as_secs_f64(),
             figures.new.usage.wall.as_secs_f64() / ideal.as_secs_f64(),
             figures.new.usage.cpu_us() as f64 / videos as f64,
@@ -94,6 +111,7 @@ fn main() {
             figures.unchanged.usage.max_rss_kib as f64 / 1024.0,
             figures.unchanged.bytes_per_fetch,
             figures.unchanged.rate_limited,
+            figures.bare.cpu_us() as f64 / videos as f64,
         );
         if keep {
             println!("  kept {}", dir.keep().display());
@@ -156,6 +174,14 @@ fn run_once(dir: &Path, videos: usize, concurrency: usize, latency_ms: u64) -> R
         bytes = after;
         stats = now;
     }
+    let me = std::env::current_exe().expect("current exe");
+    let bare = Cmd::new([
+        BARE_EXCHANGE_ARG.to_owned(),
+        simulator.port.to_string(),
+        videos.to_string(),
+        concurrency.to_string(),
+    ])
+    .measure_program(&me.display().to_string(), dir, "bare-exchange");
     simulator.stop();
     if std::env::var_os("E2E_BREAKDOWN").is_some() {
         for (name, size) in common::bytes_by_object(&db) {
@@ -165,6 +191,97 @@ fn run_once(dir: &Path, videos: usize, concurrency: usize, latency_ms: u64) -> R
     RunFigures {
         new: passes[0],
         unchanged: passes[1],
+        bare,
+    }
+}
+
+/// If this process was started as the bare exchange's client (`__bare-exchange PORT REQUESTS
+/// CONNECTIONS`), makes the requests and exits; otherwise returns at once.
+fn run_bare_exchange_if_asked() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) != Some(BARE_EXCHANGE_ARG) {
+        return;
+    }
+    let number = |i: usize| -> usize {
+        args.get(i)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("usage: {BARE_EXCHANGE_ARG} PORT REQUESTS CONNECTIONS"))
+    };
+    let (port, requests, connections) = (number(2) as u16, number(3), number(4));
+    common::runtime().block_on(bare_exchange(port, requests, connections));
+    std::process::exit(0);
+}
+
+/// `requests` calls, with a request like the collector's, over `connections` keep-alive
+/// connections, each answer read to its end (by its `content-length`) and not looked at further.
+/// Panics unless every answer is a 200.
+async fn bare_exchange(port: u16, requests: usize, connections: usize) {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let clients: Vec<_> = (0..connections)
+        .map(|_| {
+            let next = next.clone();
+            tokio::spawn(async move {
+                let mut stream = TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .expect("connect to the simulator");
+                stream.set_nodelay(true).expect("TCP_NODELAY");
+                let mut buffer = vec![0u8; 64 * 1024];
+                let mut request = Vec::with_capacity(512);
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= requests {
+                        break;
+                    }
+                    request.clear();
+                    write!(
+                        request,
+                        "GET /douyin/item_get_video/?key=bench-key&secret=bench-secret-not-real\
+                         &item_id={} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\
+                         user-agent: douyin-watch-bench\r\naccept: */*\r\n\r\n",
+                        common::video_id(i)
+                    )
+                    .expect("write to a Vec");
+                    stream.write_all(&request).await.expect("send a request");
+                    read_answer(&mut stream, &mut buffer).await;
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.expect("a bare client");
+    }
+}
+
+/// Reads one answer to the end of its body; panics unless it is a 200 with a `content-length`
+/// that fits `buffer`.
+async fn read_answer(stream: &mut TcpStream, buffer: &mut [u8]) {
+    let mut filled = 0;
+    loop {
+        let read = stream
+            .read(&mut buffer[filled..])
+            .await
+            .expect("read an answer");
+        assert!(read > 0, "the simulator closed the connection");
+        filled += read;
+        let Some(head_len) = memchr::memmem::find(&buffer[..filled], b"\r\n\r\n") else {
+            continue;
+        };
+        let head = std::str::from_utf8(&buffer[..head_len]).expect("an ASCII head");
+        assert!(head.starts_with("HTTP/1.1 200"), "not a 200: {head}");
+        let body_len: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no content-length: {head}"));
+        let total = head_len + 4 + body_len;
+        assert!(total <= buffer.len(), "an answer of {total} bytes");
+        if filled >= total {
+            assert_eq!(filled, total, "bytes after the answer");
+            return;
+        }
     }
 }
 
@@ -192,6 +309,7 @@ fn report(
 ) {
     let ideal_s = ideal.as_secs_f64();
     let med = |f: &dyn Fn(&RunFigures) -> f64| median(&results.iter().map(f).collect::<Vec<_>>());
+    let bare_cpu = med(&|r| r.bare.cpu_us() as f64 / videos as f64);
     let row = |label: &str, pick: &dyn Fn(&RunFigures) -> PassFigures| {
         let wall = med(&|r| pick(r).usage.wall.as_secs_f64());
         let cpu = med(&|r| pick(r).usage.cpu_us() as f64 / videos as f64);
@@ -208,6 +326,10 @@ fn report(
             wall / ideal_s
         );
         println!("    CPU per fetch         {cpu:.1} µs (user {user:.1} + system {sys:.1})");
+        println!(
+            "    beyond bare exchange  {:.1} µs (the collector's own work)",
+            cpu - bare_cpu
+        );
         println!("    peak RSS              {rss:.1} MiB");
         println!("    database bytes/fetch  {bytes:.0}");
         println!("    4008 answers          {limited:.0} (of {requests:.0} requests)");
@@ -224,6 +346,12 @@ fn report(
         results.len()
     );
     println!("  ideal ceil(N/C)·L      {ideal_s:.3} s");
+    println!(
+        "  bare exchange          {bare_cpu:.1} µs CPU per request (user {:.1} + system {:.1}): \
+         the same requests without the collector",
+        med(&|r| r.bare.user_us as f64 / videos as f64),
+        med(&|r| r.bare.sys_us as f64 / videos as f64),
+    );
     let (ratio_new, cpu_new, _, limited_new) = row("pass 1, content new", &|r| r.new);
     let (ratio_same, cpu_same, bytes_same, limited_same) =
         row("pass 2, content unchanged", &|r| r.unchanged);

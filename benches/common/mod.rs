@@ -114,12 +114,18 @@ impl Cmd {
 
     /// Runs the binary to the end, measured; panics (showing its stderr) if it fails.
     pub fn measure(&self, dir: &Path, name: &str) -> Usage {
+        self.measure_program(BIN, dir, name)
+    }
+
+    /// Runs `program` (the binary under test, or this bench binary in a mode of its own) with
+    /// these arguments to the end, measured; panics (showing its stderr) if it fails.
+    pub fn measure_program(&self, program: &str, dir: &Path, name: &str) -> Usage {
         let usage_file = dir.join(format!("{name}.rusage"));
         let me = std::env::current_exe().expect("current exe");
         let leading = vec![
             WRAPPER_ARG.to_owned(),
             usage_file.display().to_string(),
-            BIN.to_owned(),
+            program.to_owned(),
         ];
         let mut command = self.command(&me.display().to_string(), &leading, dir, name);
         let started = Instant::now();
@@ -132,7 +138,7 @@ impl Cmd {
             .collect();
         if !status.success() || figures.len() != 4 {
             panic!(
-                "`douyin-watch {}` failed ({status}):\n{}",
+                "`{program} {}` failed ({status}):\n{}",
                 self.args.join(" "),
                 tail(&dir.join(format!("{name}.err")), 40)
             );
