@@ -752,6 +752,25 @@ mod tests {
         assert_eq!(blank.hash(), missing.hash());
     }
 
+    /// Stored versions are compared by this hash: an upgrade that hashed the same content
+    /// differently would make a new version of every watched video on its first pass.
+    #[test]
+    fn the_fixture_hashes_as_it_always_has() {
+        let mut with_images = Content::from_item(&fixture_item());
+        with_images.item_imgs = vec!["https://p.douyinpic.com/a.jpeg".into(), String::new()];
+        assert_eq!(
+            (
+                Content::from_item(&fixture_item()).hash(),
+                with_images.hash()
+            ),
+            (GOLDEN.to_owned(), GOLDEN_WITH_IMAGES.to_owned())
+        );
+    }
+    /// The hashes of the two contents above, as every release so far has stored them.
+    const GOLDEN: &str = "58778e3de73079eedd0eb7aa3cb18559eba40aee30199536e8f3823dbdab838d";
+    const GOLDEN_WITH_IMAGES: &str =
+        "bf992f8889b38ca3c9f2e64da9620191fa009a3e9409aa0b4a3a575b48632e14";
+
     #[test]
     fn hash_is_lowercase_hex_blake3() {
         let hash = Content::default().hash();
@@ -968,6 +987,41 @@ mod tests {
         fn hash_is_deterministic_and_self_comparison_is_empty(content in any_content()) {
             prop_assert_eq!(content.hash(), content.clone().hash());
             prop_assert!(content.changed_fields(&content).is_empty());
+        }
+
+        /// The hash is blake3 of the encoding its documentation gives, spelled out here again
+        /// (with fields long enough to cross blake3's 1 KiB chunks).
+        #[test]
+        fn hash_is_blake3_of_the_documented_encoding(
+            content in any_content(),
+            long_title in prop::option::of("[ab]{0,1500}"),
+            long_image in "[ab]{1000,2100}",
+        ) {
+            let mut content = content;
+            content.title = long_title;
+            content.item_imgs.push(long_image);
+            let mut encoded = HASH_DOMAIN.to_vec();
+            let push_str = |encoded: &mut Vec<u8>, value: &str| {
+                encoded.extend_from_slice(&(value.len() as u64).to_le_bytes());
+                encoded.extend_from_slice(value.as_bytes());
+            };
+            for field in content.fields() {
+                match field {
+                    Field::Text(None) => encoded.push(0),
+                    Field::Text(Some(value)) => {
+                        encoded.push(1);
+                        push_str(&mut encoded, value);
+                    }
+                    Field::List(values) => {
+                        encoded.push(2);
+                        encoded.extend_from_slice(&(values.len() as u64).to_le_bytes());
+                        for value in values {
+                            push_str(&mut encoded, value);
+                        }
+                    }
+                }
+            }
+            prop_assert_eq!(content.hash(), blake3::hash(&encoded).to_hex().to_string());
         }
 
         #[test]
