@@ -61,7 +61,7 @@ struct RunFigures {
     new: PassFigures,
     unchanged: PassFigures,
     /// The bare exchange's process (see the module's documentation).
-    bare: common::Usage,
+    bare: Usage,
 }
 
 /// The first argument that makes this bench binary the bare exchange's client.
