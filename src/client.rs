@@ -51,6 +51,12 @@ pub enum ClientBuildError {
     /// The settings check `api.base_url`, so only a caller that skipped them meets this.
     #[error("api.base_url {0:?} is not an http(s) URL without a query or credentials")]
     Endpoint(String),
+    /// Answers are searched for the secret so that an echo of it is blanked out; a secret too
+    /// long for that search is refused rather than let through.
+    #[error(
+        "api.secret is too long to be searched for in answers ({0} characters); check its value"
+    )]
+    SecretTooLong(usize),
 }
 
 /// A complete HTTP answer, or why there was none.
@@ -160,19 +166,65 @@ impl RequestTarget {
     }
 }
 
-/// What replaces the secret in an answer body.
-pub const REDACTED: &[u8] = b"[redacted]";
+/// What replaces the secret in an answer body: the text before the secret that the pattern
+/// matched (see [`secret_pattern`]), then `[redacted]`.
+const REDACTED: &[u8] = b"${before}[redacted]";
 
-/// Secrets shorter than this are not blanked out of bodies: they would match ordinary text.
-const MIN_REDACTED_SECRET: usize = 8;
+/// Secrets shorter than this are blanked out only where they follow `secret=`: anywhere else
+/// they would match ordinary text (a one-letter secret would blank every such letter of an
+/// answer, URLs included).
+const MIN_FREE_TEXT_SECRET: usize = 8;
 
-fn secret_pattern(secret: &str) -> Option<regex::bytes::Regex> {
-    if secret.len() < MIN_REDACTED_SECRET {
-        return None;
+/// A pattern for the secret as an answer body can carry it, each character either as is or in
+/// any encoding an echo of it may use: percent-encoded (as in an echoed request URL, `+` for a
+/// space) and JSON-escaped (`\/` for `/` as PHP's `json_encode` writes it, `\"`, `\\`, or
+/// `\uXXXX`), in either case of hex digits. A short secret is looked for only after `secret=`
+/// (its `=` in any of those forms), which the group `before` holds. None for an empty secret.
+fn secret_pattern(secret: &str) -> Result<Option<regex::bytes::Regex>, ClientBuildError> {
+    if secret.is_empty() {
+        return Ok(None);
     }
-    let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-    let pattern = format!("{}|{}", regex::escape(secret), regex::escape(&encoded));
-    regex::bytes::Regex::new(&pattern).ok()
+    let mut pattern = if secret.chars().count() < MIN_FREE_TEXT_SECRET {
+        r"(?P<before>secret(?:=|%3[dD]|\\u003[dD]))".to_owned()
+    } else {
+        "(?P<before>)".to_owned()
+    };
+    for c in secret.chars() {
+        let mut utf8 = [0; 4];
+        let utf8 = c.encode_utf8(&mut utf8);
+        let mut forms = vec![regex::escape(utf8)];
+        let percent: String = utf8
+            .bytes()
+            .map(|b| format!("%{}", any_case_hex(&format!("{b:02x}"))))
+            .collect();
+        forms.push(percent);
+        let mut utf16 = [0; 2];
+        let escaped: String = c
+            .encode_utf16(&mut utf16)
+            .iter()
+            .map(|unit| format!(r"\\u{}", any_case_hex(&format!("{unit:04x}"))))
+            .collect();
+        forms.push(escaped);
+        match c {
+            ' ' => forms.push(r"\+".to_owned()),
+            '/' | '"' | '\\' => forms.push(format!(r"\\{}", regex::escape(&c.to_string()))),
+            _ => {}
+        }
+        pattern.push_str(&format!("(?:{})", forms.join("|")));
+    }
+    regex::bytes::Regex::new(&pattern)
+        .map(Some)
+        .map_err(|_| ClientBuildError::SecretTooLong(secret.chars().count()))
+}
+
+/// A regex matching the hex digits `hex` in either case.
+fn any_case_hex(hex: &str) -> String {
+    hex.chars()
+        .map(|d| match d {
+            'a'..='f' => format!("[{d}{}]", d.to_ascii_uppercase()),
+            _ => d.to_string(),
+        })
+        .collect()
 }
 
 impl ApiClient {
@@ -258,7 +310,7 @@ impl ApiClient {
             host: host_header,
             timeout: api.timeout,
             max_body_bytes: api.max_body_bytes,
-            secret_pattern: secret_pattern(api.secret.expose_secret()),
+            secret_pattern: secret_pattern(api.secret.expose_secret())?,
         })
     }
 
@@ -460,6 +512,69 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `body` with the secret blanked out as the client does it.
+    fn blanked(secret: &str, body: &str) -> String {
+        let pattern = secret_pattern(secret).expect("built").expect("a pattern");
+        String::from_utf8(pattern.replace_all(body.as_bytes(), REDACTED).into_owned())
+            .expect("text")
+    }
+
+    #[test]
+    fn the_secret_is_found_in_every_form_an_echo_may_take() {
+        let secret = "Se/cr et+\\\"9é";
+        let forms = [
+            "Se/cr et+\\\"9é",
+            // Form-encoded, as in an echoed request URL; percent escapes in either case.
+            "Se%2Fcr+et%2B%5C%229%C3%A9",
+            "Se%2fcr%20et%2b%5c%229%c3%a9",
+            // JSON-escaped, as PHP's json_encode writes it (every `/` escaped, non-ASCII as \u).
+            "Se\\/cr et+\\\\\\\"9\\u00e9",
+            "\\u0053e\\u002Fcr\\u0020et+\\u005c\\u00229\\u00E9",
+        ];
+        for form in forms {
+            assert_eq!(
+                blanked(secret, &format!("<{form}>")),
+                "<[redacted]>",
+                "{form}"
+            );
+        }
+        assert_eq!(
+            blanked(secret, "Se/cr et"),
+            "Se/cr et",
+            "a part is not the secret"
+        );
+    }
+
+    #[test]
+    fn a_short_secret_is_blanked_out_after_secret_equals_only() {
+        assert_eq!(
+            blanked(
+                "s3cr3t7",
+                "GET ?key=k&secret=s3cr3t7&item_id=1 secret%3Ds3cr3t7 s3cr3t7"
+            ),
+            "GET ?key=k&secret=[redacted]&item_id=1 secret%3D[redacted] s3cr3t7"
+        );
+        let answer = r#"{"title":"sss","url":"https:\/\/p3-sign.douyinpic.com\/s.jpeg"}"#;
+        assert_eq!(blanked("s", answer), answer, "ordinary text is left alone");
+        assert_eq!(
+            blanked("long-enough", "bad secret long-enough"),
+            "bad secret [redacted]"
+        );
+        assert!(secret_pattern("").expect("built").is_none());
+    }
+
+    #[test]
+    fn a_secret_too_long_to_search_for_is_refused() {
+        match secret_pattern(&"x".repeat(100_000)) {
+            Err(error @ ClientBuildError::SecretTooLong(100_000)) => assert_eq!(
+                error.to_string(),
+                "api.secret is too long to be searched for in answers (100000 characters); \
+                 check its value"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
 
     fn settings(base_url: &str, secret: &str, version: &str) -> ApiSettings {
         let mut api = crate::settings::Settings::load_from(None, Default::default())

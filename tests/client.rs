@@ -178,8 +178,10 @@ async fn bodies_over_the_limit_are_cut_off() {
 async fn an_echoed_secret_is_blanked_out_of_the_body() {
     let server = MockServer::start().await;
     let secret = "SECRET/canary+5150";
+    // As a PHP error page would show it, then as `json_encode` would (every `/` as `\/`).
     let echo = format!(
-        "<b>Warning</b>: GET /douyin/item_get_video/?secret=SECRET%2Fcanary%2B5150&item_id={ID} (secret {secret})"
+        "<b>Warning</b>: GET /douyin/item_get_video/?secret=SECRET%2Fcanary%2B5150&item_id={ID} (secret {secret}) \
+         {{\"reason\":\"bad secret SECRET\\/canary+5150\"}}"
     );
     Mock::given(method("GET"))
         .and(query_param("secret", secret))
@@ -193,6 +195,10 @@ async fn an_echoed_secret_is_blanked_out_of_the_body() {
             assert!(!body.contains("canary"), "{body}");
             assert!(body.contains("?secret=[redacted]&item_id"), "{body}");
             assert!(body.contains("(secret [redacted])"), "{body}");
+            assert!(
+                body.contains(r#""reason":"bad secret [redacted]""#),
+                "{body}"
+            );
         }
         Answer::Failed { message, .. } => panic!("{message}"),
     }
