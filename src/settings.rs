@@ -296,7 +296,7 @@ impl Settings {
         );
         let config = builder
             .build()
-            .map_err(|e| SettingsError::Load(e.to_string()))?;
+            .map_err(|e| SettingsError::Load(describe_build_error(&e, file)))?;
         let mut settings: Settings = config
             .try_deserialize()
             .map_err(|e| SettingsError::Load(describe_deserialize_error(&e)))?;
@@ -514,6 +514,35 @@ pub fn cron_with_seconds(expr: &str) -> Option<String> {
 }
 
 /// The config crate's messages name the key; add the variable that sets it.
+/// What the layers' reading says, except that a config file that is not TOML is described by
+/// where and what the mistake is: toml's own message quotes the offending line, which may be the
+/// secret's (`secret = "a\b"`, an unquoted secret).
+fn describe_build_error(error: &config::ConfigError, file: Option<&Path>) -> String {
+    let (config::ConfigError::FileParse { cause, .. }, Some(path)) = (error, file) else {
+        return error.to_string();
+    };
+    let Some(toml_error) = cause.downcast_ref::<toml::de::Error>() else {
+        return format!("config file {} cannot be read as TOML", path.display());
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let place = match toml_error.span().and_then(|span| text.get(..span.start)) {
+        Some(before) => {
+            let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+            format!(
+                " at line {}, column {}",
+                before.matches('\n').count() + 1,
+                before[line_start..].chars().count() + 1
+            )
+        }
+        None => String::new(),
+    };
+    format!(
+        "config file {} is not valid TOML{place}: {}",
+        path.display(),
+        toml_error.message().trim().replace('\n', "; ")
+    )
+}
+
 fn describe_deserialize_error(error: &config::ConfigError) -> String {
     let text = error.to_string();
     match text.rsplit_once("for key `") {
@@ -576,6 +605,35 @@ mod tests {
         let settings = Settings::load_from(Some(&path), environment).expect("valid");
         assert_eq!(settings.api.key, "from-file");
         assert_eq!(settings.api.lang, "ru");
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_is_placed_without_showing_its_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("douyin-watch.toml");
+        for (text, place, what) in [
+            (
+                "[api]\nkey = \"k\"\nsecret = \"秘密canary\\Secret99\"\n",
+                "line 3, column 20",
+                "missing escaped value",
+            ),
+            (
+                "# 秘密\n[api]\nsecret = canarySecret99\n",
+                "line 3, column 10",
+                "string values must be quoted",
+            ),
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let error = Settings::load_from(Some(&path), HashMap::new())
+                .expect_err("not TOML")
+                .to_string();
+            assert!(
+                error.contains(&format!("is not valid TOML at {place}: {what}")),
+                "{error}"
+            );
+            assert!(!error.contains("canary"), "{error}");
+            assert_eq!(error.lines().count(), 1, "{error}");
+        }
     }
 
     #[test]
