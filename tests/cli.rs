@@ -393,6 +393,15 @@ fn fetch_stores_versions_and_an_unchanged_refetch_only_counts_a_sighting() {
     );
     assert_eq!(db.count("SELECT COUNT(*) FROM quota_samples"), 10);
     assert_eq!(sim.stats().requests, 10);
+
+    // Ids named on the command line, one of them three times: one call each.
+    let named = env.run(&["fetch", &id[0], &id[1], &id[0], &format!(" {} ", id[0])]);
+    assert_eq!(named.code, Some(0), "{named:?}");
+    assert!(
+        stdout_lines(&named.stdout)[0].contains("2 videos, 2 ok"),
+        "{named:?}"
+    );
+    assert_eq!(sim.stats().requests, 12, "one call per video named");
 }
 
 #[test]

@@ -424,12 +424,19 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
 }
 
 /// Parses ids, naming every bad one.
+/// The ids of `entries` (ids or share links), each once, in the order first given: an id named
+/// twice must not become two paid calls.
 pub(crate) fn parse_ids(entries: &[String]) -> Result<Vec<VideoId>, Failure> {
     let mut ids = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut bad = Vec::new();
     for entry in entries {
         match VideoId::parse(entry) {
-            Ok(id) => ids.push(id),
+            Ok(id) => {
+                if seen.insert(id.clone()) {
+                    ids.push(id);
+                }
+            }
             Err(e) => bad.push(e.to_string()),
         }
     }
