@@ -162,6 +162,8 @@ pub struct PassOptions {
     pub reserve: u64,
     pub account_pause: Duration,
     pub account_pause_max: Duration,
+    /// How long a `not_found` video is left out of passes over the watch list.
+    pub not_found_recheck: Duration,
     /// Warn once a Beijing day when today's calls reach this fraction of the max.
     pub warn_at: f64,
 }
@@ -178,6 +180,7 @@ impl PassOptions {
             reserve: settings.quota.reserve,
             account_pause: settings.retry.account_pause,
             account_pause_max: settings.retry.account_pause_max,
+            not_found_recheck: settings.retry.not_found_recheck,
             warn_at: settings.quota.warn_at,
         }
     }
@@ -313,8 +316,9 @@ impl Collector {
         &self.store
     }
 
-    /// Runs one pass over `only` (or every active video, longest-unfetched first) until done,
-    /// stopped by the money rules, or `shutdown` is cancelled.
+    /// Runs one pass over `only` (or every active video, longest-unfetched first, but for
+    /// `not_found` ones not yet due for a recheck) until done, stopped by the money rules, or
+    /// `shutdown` is cancelled.
     pub async fn run_pass(
         &self,
         trigger: Trigger,
@@ -325,7 +329,12 @@ impl Collector {
         let now = Utc::now();
         let ids = match only {
             Some(ids) => VideoIdList::from(ids),
-            None => self.store.due_video_id_list().await?,
+            None => {
+                let recheck_before = now
+                    - chrono::TimeDelta::from_std(self.options.not_found_recheck)
+                        .unwrap_or(chrono::TimeDelta::MAX);
+                self.store.due_video_id_list(recheck_before).await?
+            }
         };
         let videos = ids.len() as u64;
         let pass_id = self.store.begin_pass(trigger.as_str(), videos, now).await?;

@@ -133,6 +133,9 @@ pub struct RetrySettings {
     pub account_pause: Duration,
     #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub account_pause_max: Duration,
+    /// How long a `not_found` video is left out of passes before one call checks it again.
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
+    pub not_found_recheck: Duration,
 }
 
 /// When the daemon runs passes.

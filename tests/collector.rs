@@ -8,8 +8,10 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use chrono::{Days, Utc};
 use douyin_watch::collector::{PassReport, StopReason, Trigger};
 use douyin_watch::simulator::{Scripted, SimulatorConfig};
+use douyin_watch::store::timestamp;
 use serde_json::{Value, json};
 use support::{API_SECRET, PassHarness, column, fixture_item, fixture_item_for, ids_starting};
 use tokio_util::sync::CancellationToken;
@@ -173,6 +175,30 @@ async fn not_found_marks_the_video_is_charged_and_is_not_retried() {
     assert_eq!(column::<String>(&fetch[0], "error"), "item-not-found");
     assert_eq!(column::<String>(&fetch[0], "reason"), "没找到");
     assert!(column::<bool>(&fetch[0], "charged"));
+
+    // Later passes leave it out (2000 is charged) until retry.not_found_recheck, 7 days by
+    // default, has passed since its answer; then one call checks whether it is back.
+    let second = h.pass().await;
+    assert_eq!((second.totals.videos, second.totals.fetched_ok), (1, 1));
+    assert_eq!(h.simulator.stats().per_item.get(gone), Some(&1), "left out");
+    let writer = sqlx::SqlitePool::connect_with(h.connect_options())
+        .await
+        .expect("a write connection");
+    for (days_ago, calls) in [(6, 1), (8, 2)] {
+        sqlx::query("UPDATE videos SET last_fetched_at = ?1 WHERE video_id = ?2")
+            .bind(timestamp(Utc::now() - Days::new(days_ago)))
+            .bind(gone)
+            .execute(&writer)
+            .await
+            .expect("update");
+        let report = h.pass().await;
+        assert_eq!(report.totals.not_found, calls - 1, "{days_ago} days after");
+        assert_eq!(
+            h.simulator.stats().per_item.get(gone),
+            Some(&calls),
+            "{days_ago} days after"
+        );
+    }
 }
 
 #[tokio::test]

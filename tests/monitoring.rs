@@ -143,13 +143,18 @@ async fn metrics_and_health_are_served_while_the_daemon_runs() {
             .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
     };
     assert!(value("douyin_watch_calls_total{outcome=\"ok\",error_code=\"0000\"}") >= 4.0);
-    assert!(value("douyin_watch_calls_total{outcome=\"api_error\",error_code=\"2000\"}") >= 2.0);
+    // The video found gone is not asked about again in the passes that follow (its recheck is
+    // days away).
+    assert_eq!(
+        value("douyin_watch_calls_total{outcome=\"api_error\",error_code=\"2000\"}"),
+        1.0
+    );
     assert_eq!(value("douyin_watch_new_versions_total"), 2.0);
-    assert!(value("douyin_watch_charged_calls_total") >= 6.0);
+    assert!(value("douyin_watch_charged_calls_total") >= 5.0);
     assert_eq!(value("douyin_watch_videos{status=\"ok\"}"), 2.0);
     assert_eq!(value("douyin_watch_videos{status=\"not_found\"}"), 1.0);
     assert_eq!(value("douyin_watch_quota_calls_max"), 10000.0);
-    assert!(value("douyin_watch_quota_calls_today") >= 6.0);
+    assert!(value("douyin_watch_quota_calls_today") >= 5.0);
     assert_eq!(
         value("douyin_watch_quota_calls_remaining"),
         10000.0 - value("douyin_watch_quota_calls_today")

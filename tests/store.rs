@@ -149,7 +149,7 @@ async fn the_watch_list_adds_idempotently_and_removal_keeps_the_row() {
         .expect("remove");
     assert_eq!(removed.removed, ["7118694749548072205"]);
     assert_eq!(removed.not_watched, ["7100000000000000999"]);
-    let due = store.due_video_ids().await.expect("due");
+    let due = store.due_video_ids(Utc::now()).await.expect("due");
     assert_eq!(due, ids(&["7100000000000000001"]));
     let back = store
         .add_videos(&ids(&["7118694749548072205"]), None, Utc::now())

@@ -38,6 +38,12 @@ use attempts::{AttemptWriter, MIRRORED_PRAGMAS};
 /// Longest `api_info` text stored; real ones are ~60 characters, a hostile one could be megabytes.
 const MAX_STORED_API_INFO_CHARS: usize = 1024;
 
+/// The videos a pass over the watch list fetches, longest-unfetched first (never fetched before
+/// all others): the active ones, but for `not_found` videos fetched at or after `?1`.
+const DUE_VIDEOS_SQL: &str = "SELECT video_id FROM videos \
+     WHERE active = 1 AND (status <> 'not_found' OR last_fetched_at IS NULL OR last_fetched_at < ?1) \
+     ORDER BY last_fetched_at IS NOT NULL, last_fetched_at, video_id";
+
 /// The page cache of each reader connection: a negative `cache_size` is in KiB.
 const READER_CACHE_KIB: i64 = -512;
 
@@ -674,37 +680,41 @@ impl Store {
         .map_err(step("listing the watch list"))
     }
 
-    /// Active video ids, the longest-unfetched first (never fetched before all others).
-    pub async fn due_video_ids(&self) -> Result<Vec<VideoId>, StoreError> {
+    /// Active video ids, the longest-unfetched first (never fetched before all others), but for
+    /// `not_found` videos last fetched at or after `recheck_before`: 2000 is charged, and a video
+    /// gone is asked about again only now and then.
+    pub async fn due_video_ids(
+        &self,
+        recheck_before: DateTime<Utc>,
+    ) -> Result<Vec<VideoId>, StoreError> {
         // Each row becomes a `VideoId` as it arrives: no second list of the ids as strings.
-        let ids: Vec<Option<VideoId>> = sqlx::query(
-            "SELECT video_id FROM videos WHERE active = 1 \
-             ORDER BY last_fetched_at IS NOT NULL, last_fetched_at, video_id",
-        )
-        .try_map(|row: SqliteRow| Ok(VideoId::parse(row.try_get::<&str, _>(0)?).ok()))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(step("reading the watch list"))?;
+        let ids: Vec<Option<VideoId>> = sqlx::query(DUE_VIDEOS_SQL)
+            .bind(timestamp(recheck_before))
+            .try_map(|row: SqliteRow| Ok(VideoId::parse(row.try_get::<&str, _>(0)?).ok()))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(step("reading the watch list"))?;
         Ok(ids.into_iter().flatten().collect())
     }
 
     /// [`Store::due_video_ids`] held compactly (8 bytes per id instead of about 56), for passes
     /// over hundreds of thousands of videos.
-    pub async fn due_video_id_list(&self) -> Result<VideoIdList, StoreError> {
+    pub async fn due_video_id_list(
+        &self,
+        recheck_before: DateTime<Utc>,
+    ) -> Result<VideoIdList, StoreError> {
         let mut list = VideoIdList::default();
-        sqlx::query(
-            "SELECT video_id FROM videos WHERE active = 1 \
-             ORDER BY last_fetched_at IS NOT NULL, last_fetched_at, video_id",
-        )
-        .try_map(|row: SqliteRow| {
-            if let Ok(id) = VideoId::parse(row.try_get::<&str, _>(0)?) {
-                list.push(&id);
-            }
-            Ok(())
-        })
-        .fetch_all(&self.reader)
-        .await
-        .map_err(step("reading the watch list"))?;
+        sqlx::query(DUE_VIDEOS_SQL)
+            .bind(timestamp(recheck_before))
+            .try_map(|row: SqliteRow| {
+                if let Ok(id) = VideoId::parse(row.try_get::<&str, _>(0)?) {
+                    list.push(&id);
+                }
+                Ok(())
+            })
+            .fetch_all(&self.reader)
+            .await
+            .map_err(step("reading the watch list"))?;
         list.shrink_to_fit();
         Ok(list)
     }
