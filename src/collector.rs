@@ -341,13 +341,20 @@ impl Collector {
         info!(pass_id, trigger = trigger.as_str(), videos, "pass started");
 
         let (today, max) = self.store.day_quota(quota_day(now)).await?;
+        // After an account-level stop with no success since, one call finds out whether the
+        // account is back before the others go out (see `Pace::probing`).
+        let after_account_stop = self.store.account_pauses_since_last_success().await? > 0;
         let ctx = Arc::new(PassContext {
             store: self.store.clone(),
             client: self.client.clone(),
             options: self.options.clone(),
             pass_id,
             guard: QuotaGuard::new(self.options.reserve, quota_day(now), today, max),
-            pace: Pace::new(self.options.concurrency),
+            pace: if after_account_stop {
+                Pace::probing(self.options.concurrency)
+            } else {
+                Pace::new(self.options.concurrency)
+            },
             unstored: Arc::new(Semaphore::new(unstored_limit(self.options.concurrency))),
             rate: RateLimiter::direct_with_clock(
                 Quota::per_second(self.options.rate_per_sec),

@@ -17,6 +17,8 @@ struct Limits {
     /// Permits to forget as calls finish, because the limit was lowered below those in flight.
     debt: usize,
     successes: u32,
+    /// One call at a time until one succeeds (see [`Pace::probing`]).
+    probing: bool,
 }
 
 /// An adaptive cap on calls in flight, between 1 and the configured `api.concurrency`.
@@ -62,6 +64,23 @@ impl Pace {
                 current: ceiling,
                 debt: 0,
                 successes: 0,
+                probing: false,
+            })),
+            ceiling,
+        }
+    }
+
+    /// A pace for the first calls after an account-level stop: one call in flight until one
+    /// succeeds, then `ceiling` at once. If the account is still blocked, one call finds out.
+    pub fn probing(ceiling: usize) -> Pace {
+        let ceiling = ceiling.max(1);
+        Pace {
+            semaphore: Arc::new(Semaphore::new(1)),
+            limits: Arc::new(Mutex::new(Limits {
+                current: 1,
+                debt: 0,
+                successes: 0,
+                probing: true,
             })),
             ceiling,
         }
@@ -94,6 +113,8 @@ impl Pace {
         let removed = limits.current - lowered;
         limits.current = lowered;
         limits.successes = 0;
+        // Rate limited while probing: the account answers; grow back step by step from here.
+        limits.probing = false;
         // Take free permits now; the rest are forgotten as the calls holding them finish.
         let mut owed = removed;
         while owed > 0 {
@@ -109,9 +130,17 @@ impl Pace {
         lowered
     }
 
-    /// A call succeeded: after enough successes, grow the limit by one towards the ceiling.
+    /// A call succeeded: after enough successes, grow the limit by one towards the ceiling (at
+    /// once to the ceiling after probing).
     pub fn succeeded(&self) {
         let mut limits = self.limits();
+        if limits.probing {
+            limits.probing = false;
+            let added = self.ceiling - limits.current;
+            limits.current = self.ceiling;
+            self.semaphore.add_permits(added);
+            return;
+        }
         if limits.current >= self.ceiling {
             return;
         }
@@ -164,6 +193,35 @@ mod tests {
         // All 8 are busy: finishing them gives back only 4.
         drop(in_flight);
         assert_eq!(take_free(&pace).len(), 4);
+    }
+
+    #[tokio::test]
+    async fn probing_allows_one_call_until_one_succeeds_then_all() {
+        let pace = Pace::probing(4);
+        let probe = take_free(&pace);
+        assert_eq!((probe.len(), pace.current()), (1, 1));
+        drop(probe);
+        assert_eq!(
+            take_free(&pace).len(),
+            1,
+            "a failed probe frees one slot only"
+        );
+        pace.succeeded();
+        assert_eq!(pace.current(), 4);
+        assert_eq!(take_free(&pace).len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_probe_rate_limited_grows_back_step_by_step() {
+        let pace = Pace::probing(4);
+        assert_eq!(pace.slow_down(), 1);
+        pace.succeeded();
+        assert_eq!(pace.current(), 1, "one success is not a step");
+        for _ in 1..SUCCESSES_PER_STEP {
+            pace.succeeded();
+        }
+        assert_eq!(pace.current(), 2);
+        assert_eq!(take_free(&pace).len(), 2);
     }
 
     #[tokio::test]

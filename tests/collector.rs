@@ -401,6 +401,45 @@ async fn other_account_level_codes_pause_calls_with_a_doubling_backoff() {
 }
 
 #[tokio::test]
+async fn after_an_account_pause_one_call_probes_before_the_others_go_out() {
+    let h = harness(
+        SimulatorConfig {
+            latency: Duration::from_millis(50),
+            ..SimulatorConfig::default()
+        },
+        &[("API__CONCURRENCY", "4"), ("RETRY__ACCOUNT_PAUSE", "200ms")],
+    )
+    .await;
+    let all = ids(8);
+    h.watch(&all).await;
+    // The first pass's four calls in flight answer 4016, and the first video (still the first
+    // due: an account stop does not count as fetching it) answers 4016 again after the pause.
+    for (id, times) in all[..4].iter().zip([2, 1, 1, 1]) {
+        h.simulator
+            .script(id, vec![Scripted::Code("4016".into()); times]);
+    }
+    let first = h.pass().await;
+    assert_eq!(account_stop_code(&first), Some("4016"), "{:?}", first.stop);
+    assert_eq!(h.simulator.stats().requests, 4);
+
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let probe = h.pass().await;
+    assert_eq!(account_stop_code(&probe), Some("4016"), "{:?}", probe.stop);
+    assert_eq!(
+        h.simulator.stats().requests,
+        5,
+        "one call found the account still stopped, not four: {}",
+        probe.summary()
+    );
+
+    // The second pause doubles; then the probe succeeds and the rest go out.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let recovered = h.pass().await;
+    assert!(recovered.stop.is_none(), "{}", recovered.summary());
+    assert_eq!(recovered.totals.fetched_ok, 8, "{}", recovered.summary());
+}
+
+#[tokio::test]
 async fn after_4013_no_call_is_made_until_the_beijing_day_rolls_over() {
     let h = harness(SimulatorConfig::default(), &[("API__CONCURRENCY", "1")]).await;
     let all = ids(6);
