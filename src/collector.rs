@@ -356,8 +356,10 @@ impl Collector {
                 Pace::new(self.options.concurrency)
             },
             unstored: Arc::new(Semaphore::new(unstored_limit(self.options.concurrency))),
+            // Calls start evenly, 1/rate apart: governor's default burst (a whole second's
+            // calls at once) let twice `api.rate_per_sec` start within the first second.
             rate: RateLimiter::direct_with_clock(
-                Quota::per_second(self.options.rate_per_sec),
+                Quota::per_second(self.options.rate_per_sec).allow_burst(NonZeroU32::MIN),
                 MonotonicClock,
             ),
             stop: shutdown.child_token(),
@@ -534,6 +536,12 @@ async fn collect_video(
                 () = ctx.stop.cancelled() => return end,
             },
         };
+        // The rate comes before the quota ticket: a call admitted by the quota guard must not
+        // then wait, and be cancelled, while a later one finds the reserve reached.
+        tokio::select! {
+            () = ctx.rate.until_ready() => {},
+            () = ctx.stop.cancelled() => return end,
+        }
         if ctx.stop.is_cancelled() {
             return end;
         }
@@ -547,10 +555,6 @@ async fn collect_video(
                 return end;
             }
         };
-        tokio::select! {
-            () = ctx.rate.until_ready() => {},
-            () = ctx.stop.cancelled() => return end,
-        }
         let started_at = Utc::now();
         let answer = ctx.client.item_get_video(&id).await;
         // Tests make a video's task panic here, after a paid call, to check what a panic shows.

@@ -539,6 +539,24 @@ async fn the_quota_guard_counts_calls_in_flight() {
 }
 
 #[tokio::test]
+async fn no_more_than_rate_per_sec_calls_start_in_a_second() {
+    // 11 calls at 20 a second, with room for all of them in flight: 10 intervals of 50 ms.
+    let h = harness(
+        SimulatorConfig::default(),
+        &[("API__CONCURRENCY", "20"), ("API__RATE_PER_SEC", "20")],
+    )
+    .await;
+    h.watch(&ids(11)).await;
+    let report = h.pass().await;
+    assert_eq!(report.totals.fetched_ok, 11, "{}", report.summary());
+    assert!(
+        report.elapsed_ms >= 450,
+        "11 calls at 20 a second took {} ms",
+        report.elapsed_ms
+    );
+}
+
+#[tokio::test]
 async fn rate_limiting_lowers_the_pace_and_every_video_is_fetched() {
     let h = harness(
         SimulatorConfig {
