@@ -340,6 +340,12 @@ impl Settings {
                 "must not have a query (?...): the API's own parameters go there",
             ));
         }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(invalid(
+                "api.base_url",
+                "must not hold credentials (user:password@): onebound takes api.key and api.secret",
+            ));
+        }
         if !matches!(self.api.cache.as_str(), "yes" | "no") {
             return Err(invalid(
                 "api.cache",
@@ -457,6 +463,18 @@ impl Settings {
 
     /// SQLite connection options for `database.url`.
     pub fn database_options(&self) -> Result<SqliteConnectOptions, SettingsError> {
+        // sqlx takes any text but a `sqlite:` URL as a file name (a plain path works), so
+        // `postgres://host/db` made a file of that name.
+        if self.database.url.contains("://") && !self.database.url.starts_with("sqlite:") {
+            return Err(invalid(
+                "database.url",
+                format!(
+                    "{:?} is not a SQLite URL like sqlite://data/douyin-watch.db \
+                     (douyin-watch stores into SQLite only)",
+                    self.database.url
+                ),
+            ));
+        }
         SqliteConnectOptions::from_str(&self.database.url).map_err(|e| {
             invalid(
                 "database.url",
@@ -652,6 +670,16 @@ mod tests {
                 "DOUYIN_WATCH__API__BASE_URL",
                 "https://example.com/?a=1",
                 "api.base_url",
+            ),
+            (
+                "DOUYIN_WATCH__API__BASE_URL",
+                "https://user:pw@example.com",
+                "api.base_url",
+            ),
+            (
+                "DOUYIN_WATCH__DATABASE__URL",
+                "postgres://host/db",
+                "database.url",
             ),
             ("DOUYIN_WATCH__API__TIMEOUT", "0s", "api.timeout"),
             (
