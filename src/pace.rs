@@ -1,4 +1,5 @@
-//! How many calls may be in flight: a limit that halves on rate limiting (4008) and grows back.
+//! How many calls may be in flight: a limit that halves on rate limiting (4008) and grows back,
+//! and that starts at one call after an account-level stop until a call succeeds.
 //!
 //! Built on a tokio semaphore: lowering the limit leaves a "debt" of permits that are forgotten
 //! instead of returned as calls finish; raising it pays the debt first, then adds permits.

@@ -423,8 +423,7 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
     Some(indicatif::ProgressBar::new(0).with_style(style))
 }
 
-/// Parses ids, naming every bad one.
-/// The ids of `entries` (ids or share links), each once, in the order first given: an id named
+/// Parses ids, naming every bad one. Each id comes once, in the order first given: an id named
 /// twice must not become two paid calls.
 pub(crate) fn parse_ids(entries: &[String]) -> Result<Vec<VideoId>, Failure> {
     let mut ids = Vec::new();
