@@ -814,8 +814,6 @@ fn the_demo_from_the_readme_runs_its_passes_and_shows_the_results() {
     assert_eq!(demo.code, Some(0), "{demo:?}");
     for shown in [
         "pass 1: 6 videos",
-        // The sample video the simulator does not know is not asked about again.
-        "pass 2: 5 videos",
         "$ douyin-watch watch list",
         "$ douyin-watch history 7118694749548072205",
         "$ douyin-watch quota",
@@ -824,6 +822,19 @@ fn the_demo_from_the_readme_runs_its_passes_and_shows_the_results() {
     ] {
         assert!(demo.stdout.contains(shown), "{shown:?} missing: {demo:?}");
     }
+    // The sample video the simulator does not know is not asked about again, once found gone
+    // (its first pass could, rarely, end in transient faults instead).
+    let pass_1 = demo
+        .stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with("pass 1:"))
+        .unwrap_or_default();
+    let pass_2 = if pass_1.contains("1 not found") {
+        "pass 2: 5 videos"
+    } else {
+        "pass 2: 6 videos"
+    };
+    assert!(demo.stdout.contains(pass_2), "{pass_2:?} missing: {demo:?}");
     let db = support::Db::new(&folder.join("demo.db"));
     assert_eq!(
         db.count("SELECT COUNT(*) FROM videos WHERE last_fetched_at IS NOT NULL"),
