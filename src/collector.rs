@@ -330,9 +330,7 @@ impl Collector {
         let ids = match only {
             Some(ids) => VideoIdList::from(ids),
             None => {
-                let recheck_before = now
-                    - chrono::TimeDelta::from_std(self.options.not_found_recheck)
-                        .unwrap_or(chrono::TimeDelta::MAX);
+                let recheck_before = recheck_before(now, self.options.not_found_recheck);
                 self.store.due_video_id_list(recheck_before).await?
             }
         };
@@ -751,6 +749,15 @@ fn log_failure(id: &VideoId, attempt: u32, verdict: &Verdict) {
     }
 }
 
+/// Videos found gone and last fetched before this instant are due again. A configured recheck
+/// of ages must not overflow (a panic at the start of every pass): it means never.
+fn recheck_before(now: DateTime<Utc>, recheck: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(recheck)
+        .ok()
+        .and_then(|recheck| now.checked_sub_signed(recheck))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// How long calls pause after an account-level code, when `earlier` such pauses came before it
 /// with no successful fetch in between: `base`, doubled each time, at most `max`.
 fn account_pause(base: Duration, max: Duration, earlier: u32) -> Duration {
@@ -851,6 +858,22 @@ async fn record_skipped_retry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recheck_of_ages_means_never_rather_than_overflowing() {
+        let now = Utc::now();
+        assert_eq!(
+            recheck_before(now, Duration::from_secs(7 * 86_400)),
+            now - chrono::Days::new(7)
+        );
+        for ages in [Duration::from_secs(40_000_000_000_000), Duration::MAX] {
+            assert_eq!(
+                recheck_before(now, ages),
+                DateTime::<Utc>::MIN_UTC,
+                "{ages:?}"
+            );
+        }
+    }
 
     #[test]
     fn account_pauses_double_up_to_the_maximum() {
