@@ -45,6 +45,7 @@ fn invalid(key: &'static str, problem: impl Into<String>) -> SettingsError {
 
 /// All settings, validated.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub database: DatabaseSettings,
     pub api: ApiSettings,
@@ -60,6 +61,7 @@ pub struct Settings {
 
 /// How long the call log is kept; snapshots are kept for ever.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct RetentionSettings {
     /// Days of `fetches` rows to keep; 0 keeps everything.
     pub fetches_days: u32,
@@ -88,6 +90,7 @@ impl RetentionSettings {
 
 /// The monitoring listener.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct MetricsSettings {
     /// `host:port` for `/metrics` and `/healthz`; empty turns the listener off.
     pub listen: String,
@@ -95,17 +98,20 @@ pub struct MetricsSettings {
 
 /// Where the SQLite database lives.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     pub url: String,
 }
 
 /// How to reach onebound and how hard to push it.
 #[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ApiSettings {
     pub base_url: String,
-    #[serde(serialize_with = "show_key")]
+    // Left out of `config show`'s TOML, which shows them as comments (`to_shown_toml`).
+    #[serde(skip_serializing)]
     pub key: String,
-    #[serde(serialize_with = "show_secret")]
+    #[serde(skip_serializing)]
     pub secret: SecretString,
     pub secret_file: String,
     pub cache: String,
@@ -123,6 +129,7 @@ pub struct ApiSettings {
 
 /// Retries of transient failures.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct RetrySettings {
     pub max_attempts: u32,
     #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
@@ -140,6 +147,7 @@ pub struct RetrySettings {
 
 /// When the daemon runs passes.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScheduleSettings {
     pub cron: String,
     pub timezone: String,
@@ -148,6 +156,7 @@ pub struct ScheduleSettings {
 
 /// How much of the daily quota is never spent.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct QuotaSettings {
     pub reserve: u64,
     pub warn_at: f64,
@@ -155,6 +164,7 @@ pub struct QuotaSettings {
 
 /// Where events are announced.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct NotifySettings {
     /// Receives a JSON POST per event; empty turns notifications off.
     pub webhook_url: String,
@@ -164,6 +174,7 @@ pub struct NotifySettings {
 
 /// How long calls in flight may finish after SIGTERM.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ShutdownSettings {
     #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub grace: Duration,
@@ -171,6 +182,7 @@ pub struct ShutdownSettings {
 
 /// Log output.
 #[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
@@ -231,19 +243,6 @@ pub fn redact_key(key: &str) -> String {
 
 fn show_duration<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&humantime::format_duration(*value).to_string())
-}
-
-fn show_key<S: Serializer>(key: &str, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&redact_key(key))
-}
-
-fn show_secret<S: Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
-    let shown = if secret.expose_secret().is_empty() {
-        ""
-    } else {
-        "[redacted]"
-    };
-    serializer.serialize_str(shown)
 }
 
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -370,6 +369,15 @@ impl Settings {
         if self.api.timeout.is_zero() {
             return Err(invalid("api.timeout", "must be longer than zero"));
         }
+        if self.api.short_link_timeout.is_zero() {
+            return Err(invalid(
+                "api.short_link_timeout",
+                "must be longer than zero",
+            ));
+        }
+        if self.notify.timeout.is_zero() {
+            return Err(invalid("notify.timeout", "must be longer than zero"));
+        }
         if self.api.concurrency == 0 {
             return Err(invalid("api.concurrency", "must be at least 1"));
         }
@@ -445,6 +453,21 @@ impl Settings {
             if self.api.key.trim().is_empty() {
                 return Err(invalid("api.key", "is not set"));
             }
+            // What older releases' `config show` printed, saved as a config file: sending it
+            // would be answered with 4005 and pause the account.
+            if self.api.key.starts_with("**") {
+                return Err(invalid(
+                    "api.key",
+                    "is shortened with *, as `config show` prints it: set the whole key",
+                ));
+            }
+            if self.api.secret.expose_secret() == "[redacted]" {
+                return Err(invalid(
+                    "api.secret",
+                    "is \"[redacted]\", as `config show` printed it: set the real secret \
+                     (or use api.secret_file / DOUYIN_WATCH__API__SECRET_FILE)",
+                ));
+            }
             if self.api.secret.expose_secret().trim().is_empty() {
                 return Err(invalid(
                     "api.secret",
@@ -455,10 +478,27 @@ impl Settings {
         Ok(())
     }
 
-    /// The effective settings as TOML, with the key shortened to its last 4 characters and the
-    /// secret replaced: what `config show` prints.
+    /// The effective settings as TOML: what `config show` prints. The key (shortened to its last
+    /// 4 characters) and whether a secret is set appear as comments, so a saved copy used as a
+    /// config file cannot send a placeholder in their place.
     pub fn to_redacted_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_else(|e| format!("# cannot show the settings: {e}\n"))
+        let shown = match toml::to_string(self) {
+            Ok(shown) => shown,
+            Err(e) => return format!("# cannot show the settings: {e}\n"),
+        };
+        let secret = if self.api.secret.expose_secret().is_empty() {
+            "not set"
+        } else {
+            "set, hidden"
+        };
+        let credentials = format!(
+            "# key = \"{}\"  (shortened; set it in a file or with {})\n\
+             # secret: {secret} (set it with {}, or api.secret_file)\n",
+            redact_key(&self.api.key),
+            env_var("api.key"),
+            env_var("api.secret"),
+        );
+        shown.replacen("[api]\n", &format!("[api]\n{credentials}"), 1)
     }
 
     /// SQLite connection options for `database.url`.
@@ -566,13 +606,43 @@ fn describe_build_error(error: &config::ConfigError, file: Option<&Path>) -> Str
 
 fn describe_deserialize_error(error: &config::ConfigError) -> String {
     let text = error.to_string();
-    match text.rsplit_once("for key `") {
-        Some((_, rest)) => {
-            let key = rest.split('`').next().unwrap_or_default();
-            format!("{text} (check the config file or {})", env_var(key))
-        }
+    let (problem, section) = match text.rsplit_once(" for key `") {
+        Some((problem, rest)) => (problem, rest.split('`').next()),
+        None => (text.as_str(), None),
+    };
+    if let Some(unknown) = describe_unknown_key(problem, section) {
+        return unknown;
+    }
+    match section {
+        Some(key) => format!("{text} (check the config file or {})", env_var(key)),
         None => text,
     }
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" as the key a person misspelt, where it
+/// may have come from, and the keys there are: a misspelt key would otherwise have no effect.
+fn describe_unknown_key(problem: &str, section: Option<&str>) -> Option<String> {
+    let rest = problem.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let known = rest
+        .trim_start_matches(", expected ")
+        .trim_start_matches("one of ")
+        .replace('`', "");
+    Some(match section {
+        Some(section) => {
+            let key = format!("{section}.{field}");
+            format!(
+                "unknown key {key} (from the config file, or the variable {}); \
+                 the keys of [{section}] are: {known}",
+                env_var(&key)
+            )
+        }
+        None => format!(
+            "unknown section [{field}] (from the config file, or a DOUYIN_WATCH__{}__… variable); \
+             the sections are: {known}",
+            field.to_uppercase()
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -710,6 +780,14 @@ mod tests {
             ),
             ("DOUYIN_WATCH__API__TIMEOUT", "soon", "api.timeout"),
             ("DOUYIN_WATCH__API__CONCURRENCY", "many", "api.concurrency"),
+            (
+                "DOUYIN_WATCH__API__SHORT_LINK_TIMEOUT",
+                "0s",
+                "api.short_link_timeout",
+            ),
+            ("DOUYIN_WATCH__NOTIFY__TIMEOUT", "0s", "notify.timeout"),
+            // A misspelt key would otherwise have no effect at all.
+            ("DOUYIN_WATCH__API__CONCURENCY", "8", "api.concurency"),
         ];
         for (variable, value, key) in cases {
             let error = load_env(&[(variable, value)])
@@ -721,6 +799,33 @@ mod tests {
                 !error.contains('\n'),
                 "{variable}={value}: one line: {error}"
             );
+        }
+    }
+
+    #[test]
+    fn misspelt_keys_and_sections_in_a_file_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("douyin-watch.toml");
+        let cases = [
+            (
+                "[api]\nconcurency = 8\n",
+                "unknown key api.concurency",
+                "concurrency",
+            ),
+            (
+                "[schedul]\ncron = \"0 0 * * * *\"\n",
+                "unknown section [schedul]",
+                "schedule",
+            ),
+        ];
+        for (text, named, suggested) in cases {
+            std::fs::write(&path, text).expect("write");
+            let error = Settings::load_from(Some(&path), HashMap::new())
+                .expect_err(text)
+                .to_string();
+            assert!(error.contains(named), "{text}: {error}");
+            assert!(error.contains(suggested), "{text}: {error}");
+            assert!(!error.contains('\n'), "one line: {error}");
         }
     }
 
@@ -784,16 +889,61 @@ mod tests {
         let shown = settings.to_redacted_toml();
         assert!(!shown.contains("very-secret-value"), "{shown}");
         assert!(!shown.contains("key-abcd"), "{shown}");
-        assert!(shown.contains("secret = \"[redacted]\""), "{shown}");
-        assert!(shown.contains("key = \"********efgh\""), "{shown}");
+        assert!(shown.contains("# secret: set, hidden"), "{shown}");
+        assert!(shown.contains("# key = \"********efgh\""), "{shown}");
         assert!(shown.contains("timeout = \"1m 30s\""), "{shown}");
-        // Apart from the credentials, the output is a valid configuration file.
+        // Saved as a config file, the output reads back, and the credentials still come from
+        // where they came from: a placeholder is never taken for the secret.
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("shown.toml");
         std::fs::write(&path, &shown).expect("write");
-        let again = Settings::load_from(Some(&path), HashMap::new()).expect("reads back");
+        let secret_file = dir.path().join("secret");
+        std::fs::write(&secret_file, "from-the-file\n").expect("write");
+        let environment = HashMap::from([
+            (
+                "DOUYIN_WATCH__API__KEY".to_owned(),
+                "key-abcdefgh".to_owned(),
+            ),
+            (
+                "DOUYIN_WATCH__API__SECRET_FILE".to_owned(),
+                secret_file.display().to_string(),
+            ),
+        ]);
+        let again = Settings::load_from(Some(&path), environment).expect("reads back");
         assert_eq!(again.api.timeout, Duration::from_secs(90));
         assert_eq!(again.schedule.cron, settings.schedule.cron);
+        assert_eq!(again.api.key, "key-abcdefgh");
+        assert_eq!(again.api.secret.expose_secret(), "from-the-file");
+        assert!(again.require(Needs::Api).is_ok());
+    }
+
+    #[test]
+    fn placeholders_that_config_show_used_to_print_are_not_sent() {
+        let cases = [
+            (
+                [
+                    ("DOUYIN_WATCH__API__KEY", "********efgh"),
+                    ("DOUYIN_WATCH__API__SECRET", "s3"),
+                ],
+                "api.key",
+            ),
+            (
+                [
+                    ("DOUYIN_WATCH__API__KEY", "key-abcdefgh"),
+                    ("DOUYIN_WATCH__API__SECRET", "[redacted]"),
+                ],
+                "api.secret",
+            ),
+        ];
+        for (environment, key) in cases {
+            let error = load_env(&environment)
+                .expect("loads")
+                .require(Needs::Api)
+                .expect_err("a placeholder must be refused")
+                .to_string();
+            assert!(error.contains(key), "{error}");
+            assert!(error.contains("config show"), "{error}");
+        }
     }
 
     #[test]
