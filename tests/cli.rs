@@ -121,6 +121,19 @@ fn watch_add_accepts_every_entry_form_is_idempotent_and_reactivates_with_history
         .expect("a removed video stays listed")
         .clone();
     assert_eq!(entry["active"], Value::Bool(false));
+    // A removed video is not watched: naming it to `fetch` makes no (paid) call.
+    let requests = sim.stats().requests;
+    let refused = env.run(&["fetch", &id[0]]);
+    assert_eq!(refused.code, Some(2), "{refused:?}");
+    assert!(
+        refused.stderr.contains("not watched") && refused.stderr.contains(&id[0]),
+        "{refused:?}"
+    );
+    assert_eq!(
+        sim.stats().requests,
+        requests,
+        "no call for a removed video"
+    );
 
     let readd = env.run(&["watch", "add", &id[0]]);
     assert_eq!(readd.code, Some(0), "{readd:?}");

@@ -361,14 +361,16 @@ async fn fetch(settings: &Settings, store: Store, ids: Vec<String>) -> Result<Ex
         None
     } else {
         let ids = parse_ids(&ids)?;
-        let unknown = store
-            .unknown_video_ids(&ids)
+        // A removed video is not called either: every call may be billed.
+        let unwatched = store
+            .unwatched_video_ids(&ids)
             .await
             .map_err(anyhow::Error::from)?;
-        if !unknown.is_empty() {
-            let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+        if !unwatched.is_empty() {
+            let list: Vec<String> = unwatched.iter().map(ToString::to_string).collect();
             return Err(Failure::Usage(anyhow::anyhow!(
-                "not in the watch list: {} (add with `douyin-watch watch add ID`)",
+                "not watched (never added, or removed): {} (add with `douyin-watch watch add ID`, \
+                 which also re-activates a removed one)",
                 list.join(", ")
             )));
         }

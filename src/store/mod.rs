@@ -721,18 +721,37 @@ impl Store {
 
     /// Which of `ids` are not in the watch list at all (active or removed).
     pub async fn unknown_video_ids(&self, ids: &[VideoId]) -> Result<Vec<VideoId>, StoreError> {
-        let mut unknown = Vec::new();
+        self.ids_without_row(ids, "SELECT 1 FROM videos WHERE video_id = ?")
+            .await
+    }
+
+    /// Which of `ids` are not watched now: unknown, or removed.
+    pub async fn unwatched_video_ids(&self, ids: &[VideoId]) -> Result<Vec<VideoId>, StoreError> {
+        self.ids_without_row(
+            ids,
+            "SELECT 1 FROM videos WHERE video_id = ? AND active = 1",
+        )
+        .await
+    }
+
+    /// The `ids` for which `sql`, given one id, finds no row.
+    async fn ids_without_row(
+        &self,
+        ids: &[VideoId],
+        sql: &'static str,
+    ) -> Result<Vec<VideoId>, StoreError> {
+        let mut missing = Vec::new();
         for id in ids {
-            let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM videos WHERE video_id = ?")
+            let found: Option<i64> = sqlx::query_scalar(sql)
                 .bind(id.as_str())
                 .fetch_optional(&self.reader)
                 .await
                 .map_err(step("reading the watch list"))?;
             if found.is_none() {
-                unknown.push(id.clone());
+                missing.push(id.clone());
             }
         }
-        Ok(unknown)
+        Ok(missing)
     }
 
     /// Records the start of a pass and returns its id.
