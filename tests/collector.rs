@@ -312,6 +312,47 @@ async fn charged_or_hopeless_answers_are_never_retried() {
     .map(|(outcome, code, charged)| (outcome.to_owned(), code.to_owned(), charged));
     assert_eq!(seen, expected);
     assert_eq!(h.scalar("SELECT COUNT(*) FROM snapshots").await, 0);
+
+    // Each failure is known by what went wrong: an unusable 0000 answer by our key, not by
+    // "success", in the watch list, the `failures_by_code` view and `douyin-watch failures`.
+    let keys = [
+        "item_mismatch",
+        "4003",
+        "9999",
+        "invalid_answer",
+        "missing_item",
+    ];
+    let last_codes: Vec<String> = h
+        .rows("SELECT last_error_code FROM videos ORDER BY video_id")
+        .await
+        .iter()
+        .map(|r| column(r, "last_error_code"))
+        .collect();
+    assert_eq!(last_codes, keys);
+    let view: Vec<(String, bool)> = h
+        .rows("SELECT code, charged FROM failures_by_code ORDER BY code")
+        .await
+        .iter()
+        .map(|r| (column(r, "code"), column(r, "charged")))
+        .collect();
+    let mut expected_view: Vec<(String, bool)> = keys
+        .iter()
+        .zip(&expected)
+        .map(|(key, (_, _, charged))| (key.to_string(), *charged))
+        .collect();
+    expected_view.sort();
+    assert_eq!(view, expected_view);
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    let mut groups: Vec<(String, bool)> = h
+        .store
+        .failure_groups(since, None)
+        .await
+        .expect("failure groups")
+        .into_iter()
+        .map(|g| (g.code, g.charged > 0))
+        .collect();
+    groups.sort();
+    assert_eq!(groups, expected_view);
 }
 
 #[tokio::test]

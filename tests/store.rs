@@ -666,3 +666,76 @@ async fn a_database_from_before_the_compact_tables_upgrades_with_every_row_intac
         "only the texts the view cannot rebuild are kept"
     );
 }
+
+#[tokio::test]
+async fn an_unusable_success_answer_is_known_by_its_key_after_the_upgrade() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("nested/folder")).expect("folder");
+    // The schema as shipped before migration 0008, by its own migrator.
+    let shipped = tempfile::tempdir().expect("tempdir");
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for entry in std::fs::read_dir(&migrations).expect("migrations") {
+        let name = entry.expect("entry").file_name();
+        if name.to_string_lossy().as_ref() < "0008" {
+            std::fs::copy(migrations.join(&name), shipped.path().join(&name)).expect("copy");
+        }
+    }
+    let pool = SqlitePool::connect_with(options(&dir).create_if_missing(true))
+        .await
+        .expect("connect");
+    sqlx::migrate::Migrator::new(shipped.path())
+        .await
+        .expect("migrations")
+        .run(&pool)
+        .await
+        .expect("migrate to 0007");
+    // As the old writer stored them: the key of a 0000 failure lost in `last_error_code`.
+    sqlx::raw_sql(
+        "INSERT INTO videos (video_id, added_at, status, last_error_code) VALUES \
+           ('7300000000000000401', '2026-11-01T00:00:00.000Z', 'failing', '0000'), \
+           ('7300000000000000402', '2026-11-01T00:00:00.000Z', 'failing', '4000'); \
+         INSERT INTO fetches (video_id, started_at, finished_at, attempt, outcome, error_code, \
+           error, charged) VALUES \
+           ('7300000000000000401', '2026-11-01T01:00:00.000Z', '2026-11-01T01:00:00.100Z', 1, \
+            'decode_error', '0000', 'missing_item', 1), \
+           ('7300000000000000401', '2026-11-01T02:00:00.000Z', '2026-11-01T02:00:00.100Z', 1, \
+            'decode_error', '0000', 'item_mismatch', 1), \
+           ('7300000000000000402', '2026-11-01T02:00:00.000Z', '2026-11-01T02:00:00.100Z', 1, \
+            'api_error', '4000', NULL, 0);",
+    )
+    .execute(&pool)
+    .await
+    .expect("old rows");
+    pool.close().await;
+
+    let store = Store::open(options(&dir)).await.expect("upgrades");
+    store.close().await;
+    let pool = SqlitePool::connect_with(options(&dir))
+        .await
+        .expect("connect");
+    assert_eq!(
+        texts(
+            &pool,
+            "SELECT video_id || ' ' || last_error_code FROM videos ORDER BY video_id"
+        )
+        .await,
+        [
+            "7300000000000000401 item_mismatch",
+            "7300000000000000402 4000"
+        ],
+        "the key of the video's latest such failure"
+    );
+    assert_eq!(
+        texts(
+            &pool,
+            "SELECT code || ' ' || count || ' ' || charged || ' ' || meaning \
+             FROM failures_by_code ORDER BY code"
+        )
+        .await,
+        [
+            "4000 1 0 Server internal error (服务器内部错误)",
+            "item_mismatch 1 1 decode_error",
+            "missing_item 1 1 decode_error",
+        ]
+    );
+}

@@ -15,7 +15,6 @@ use serde::Serialize;
 use super::{Failure, parse_ids};
 use crate::attempt::describe_failure;
 use crate::content::FIELD_NAMES;
-use crate::error_code;
 use crate::quota::{next_quota_reset, quota_day};
 use crate::settings::Settings;
 use crate::store::{DayCalls, Pause, Store, VersionContent};
@@ -612,7 +611,15 @@ pub(super) async fn failures(
     code: Option<&str>,
     json: bool,
 ) -> Result<ExitCode, Failure> {
-    let since_at = Utc::now() - chrono::Duration::from_std(since).unwrap_or(chrono::Duration::MAX);
+    let since_at = chrono::Duration::from_std(since)
+        .ok()
+        .and_then(|since| Utc::now().checked_sub_signed(since))
+        .ok_or_else(|| {
+            Failure::Usage(anyhow::anyhow!(
+                "--since {} is too far back",
+                humantime::format_duration(since)
+            ))
+        })?;
     let groups = store
         .failure_groups(since_at, code)
         .await
@@ -621,7 +628,8 @@ pub(super) async fn failures(
         .into_iter()
         .map(|g| FailureRow {
             meaning: describe_failure(&g.code),
-            charged: error_code::is_charged(&g.code),
+            // As billed: an unusable `0000` answer was charged, whatever its key's name.
+            charged: g.charged > 0,
             code: g.code,
             count: g.count,
             videos: g.videos,

@@ -20,6 +20,7 @@ use rusqlite::{
 
 use super::{AttemptRow, BUSY_TIMEOUT, SnapshotOutcome, SnapshotRow, StoredAttempt, VideoStatus};
 use crate::content::FIELD_NAMES;
+use crate::error_code::{Policy, lookup};
 
 /// The pragmas that govern writing, copied from the sqlx write connection, whose options cannot
 /// be read back: limits a caller set there (`query_only`, `max_page_count`) hold here too.
@@ -284,7 +285,11 @@ fn changed_fields(
 /// Moves the video's status and failure count; true when it has just become `not_found`. Fails,
 /// as the foreign keys to `videos` would, when the video has no row there.
 fn update_video(statements: &mut Statements<'_>, row: &AttemptRow) -> rusqlite::Result<bool> {
-    let failure_key = row.error_code.as_deref().or(row.error.as_deref());
+    // An unusable `0000` answer is known by our key (`item_mismatch`, ...), not by "success".
+    let failure_key = match row.error_code.as_deref() {
+        Some(code) if lookup(code).map(|known| known.policy) != Some(Policy::Success) => Some(code),
+        _ => row.error.as_deref(),
+    };
     let failed = params![row.video_id, row.finished_at, failure_key, row.message];
     let became_not_found = match row.video_status {
         VideoStatus::Ok => {

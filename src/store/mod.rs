@@ -958,14 +958,15 @@ impl Store {
         .map_err(step("reading a video's history"))
     }
 
-    /// Failed attempts since `since`, grouped by error code (or failure key), most frequent first.
+    /// Failed attempts since `since`, grouped by error code (or failure key, also for an unusable
+    /// `0000` answer), most frequent first.
     pub async fn failure_groups(
         &self,
         since: DateTime<Utc>,
         code: Option<&str>,
     ) -> Result<Vec<FailureGroup>, StoreError> {
         sqlx::query_as(
-            "SELECT COALESCE(error_code, error, outcome) AS code, COUNT(*) AS count, \
+            "SELECT COALESCE(NULLIF(error_code, '0000'), error, outcome) AS code, COUNT(*) AS count, \
                     COUNT(DISTINCT video_id) AS videos, MIN(started_at) AS first_at, \
                     MAX(started_at) AS last_at, SUM(charged) AS charged, MIN(outcome) AS outcome \
              FROM failures WHERE started_at >= ? \
