@@ -662,6 +662,33 @@ fn quota_history_and_failures_report_json() {
     assert_eq!(by_id[missing.as_str()]["status"], "not_found");
     assert_eq!(by_id[missing.as_str()]["last_error_code"], "2000");
     assert_eq!(by_id[id[0].as_str()]["versions"], 2);
+
+    let far_back = env.run(&["failures", "--since", "300000years"]);
+    assert_eq!(far_back.code, Some(2), "{far_back:?}");
+    assert!(far_back.stderr.contains("too far back"), "{far_back:?}");
+
+    // A reader that has gone before the report is written (`| head`) ends it quietly.
+    let reports: [&[&str]; 7] = [
+        &["history", &id[0]],
+        &["history", &id[0], "--diff"],
+        &["failures", "--json"],
+        &["watch", "list"],
+        &["quota"],
+        &["config", "show"],
+        &["completions", "bash"],
+    ];
+    for args in reports {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let output = env
+            .command(args)
+            .stdout(writer)
+            .output()
+            .expect("run douyin-watch");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
 }
 
 const CANARY: &str = "SECRET-canary-1234";

@@ -69,10 +69,10 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     )
     .await
     .context("cannot start the simulator")?;
-    println!(
+    outln!(
         "simulator: onebound's API on {} (2 charged fetches per title change, 15% transient faults)",
         simulator.base_url()
-    );
+    )?;
 
     let environment = HashMap::from([
         (
@@ -110,12 +110,12 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         .add_videos(&ids, Some("demo"), Utc::now())
         .await
         .map_err(anyhow::Error::from)?;
-    println!(
+    outln!(
         "watching {} sample videos; running the daemon on cron \"{}\" for {} passes\n",
         ids.len(),
         settings.schedule.cron,
         args.passes
-    );
+    )?;
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -141,21 +141,21 @@ pub(super) async fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     .await?;
     simulator.shutdown().await;
 
-    println!("\n$ douyin-watch watch list");
+    outln!("\n$ douyin-watch watch list")?;
     show::watch_list(&store, false).await?;
-    println!("\n$ douyin-watch history {}", SAMPLE_IDS[0]);
+    outln!("\n$ douyin-watch history {}", SAMPLE_IDS[0])?;
     show::history(&store, SAMPLE_IDS[0], false).await?;
-    println!("\n$ douyin-watch quota");
+    outln!("\n$ douyin-watch quota")?;
     show::quota(&store, false).await?;
-    println!("\n$ douyin-watch failures");
+    outln!("\n$ douyin-watch failures")?;
     show::failures(&store, Duration::from_secs(3600), None, false).await?;
     store.close().await;
-    println!(
+    outln!(
         "\nThe demo database is {}. Query it with SQL, for example:\n  sqlite3 {} \"SELECT video_id, version, changed_fields, title FROM snapshots ORDER BY video_id, version\"\nor with this tool: douyin-watch --database sqlite://{} history {}",
         database.display(),
         database.display(),
         database.display(),
         SAMPLE_IDS[0]
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

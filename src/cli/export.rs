@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use clap::{CommandFactory, ValueEnum};
 
-use super::{Cli, Failure, show};
+use super::{Cli, Failure, out, show};
 use crate::store::{Cell, ExportFilter, ExportTable, Store, StoreError};
 
 /// Rows read and written at a time.
@@ -126,12 +126,12 @@ pub(super) async fn export(store: &Store, args: ExportArgs) -> Result<ExitCode, 
         }
         Some(path) => {
             let rows = export_to_file(store, table, &filter, args.format, path).await?;
-            println!(
+            outln!(
                 "wrote {rows} {} row{} to {}",
                 table.name(),
                 if rows == 1 { "" } else { "s" },
                 path.display()
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -259,15 +259,13 @@ fn write_json_line<W: Write>(out: &mut W, keys: &[String], cells: &[Cell]) -> io
 }
 
 /// `completions bash|zsh|fish|...`: the completion script on stdout.
-pub(super) fn completions(shell: clap_complete::Shell) -> ExitCode {
+pub(super) fn completions(shell: clap_complete::Shell) -> Result<ExitCode, Failure> {
     let mut command = Cli::command();
-    clap_complete::generate(
-        shell,
-        &mut command,
-        "douyin-watch",
-        &mut io::stdout().lock(),
-    );
-    ExitCode::SUCCESS
+    // Into memory first: clap_complete panics when it cannot write (`completions bash | head`).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "douyin-watch", &mut script);
+    out(String::from_utf8_lossy(&script))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

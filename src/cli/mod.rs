@@ -1,6 +1,16 @@
 //! The command line: parses arguments, loads settings, runs one command, maps the result to an exit code.
 //!
-//! Logs go to stderr; what a command reports (tables, `--json`) goes to stdout.
+//! Logs go to stderr; what a command reports (tables, `--json`) goes to stdout, through
+//! [`outln!`] and [`out`], never `println!`: that panics when the reader has gone (`| head`).
+
+#![deny(clippy::print_stdout)]
+
+/// Like `println!`, but an error writing stdout is returned (as a [`Failure`]) instead of a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 mod demo;
 mod export;
@@ -140,6 +150,24 @@ impl From<SettingsError> for Failure {
     }
 }
 
+/// Writes `text` to stdout. When the reader has gone, `main` ends the command quietly.
+pub(crate) fn out(text: impl std::fmt::Display) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    write!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::Other(anyhow::Error::new(e).context("cannot write to stdout")))
+}
+
+/// Whether `error` is stdout's reader having gone (`douyin-watch failures | head`): the reader
+/// has what it wanted, so that is no failure.
+fn reader_gone(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
 /// The exit code for a pass stopped by an account-level error or the quota.
 pub const EXIT_STOPPED: u8 = 3;
 
@@ -164,6 +192,7 @@ pub fn main() -> ExitCode {
             eprintln!("error: {}", error_chain(e.as_ref()));
             ExitCode::from(2)
         }
+        Err(Failure::Other(e)) if reader_gone(&e) => ExitCode::SUCCESS,
         Err(Failure::Other(e)) => {
             tracing::error!(error = %error_chain(e.as_ref()), "failed");
             eprintln!("error: {}", error_chain(e.as_ref()));
@@ -192,14 +221,14 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             simulate(args).await
         }
         Command::Demo(args) => demo::run(args).await,
-        Command::Completions { shell } => Ok(export::completions(shell)),
+        Command::Completions { shell } => export::completions(shell),
         Command::Config { action } => {
             let settings = load_settings(cli.config.as_deref(), cli.database.as_deref())?;
             match action {
-                ConfigCommand::Show => print!("{}", settings.to_redacted_toml()),
+                ConfigCommand::Show => out(settings.to_redacted_toml())?,
                 ConfigCommand::Check => {
                     settings.require(Needs::Api)?;
-                    println!("configuration is valid");
+                    outln!("configuration is valid")?;
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -321,9 +350,9 @@ fn notifying(
 
 async fn prune(settings: &Settings, store: &Store) -> Result<ExitCode, Failure> {
     if !settings.retention.enabled() {
-        println!(
+        outln!(
             "nothing to prune: retention.fetches_days and retention.quota_samples_days are 0 (keep everything)"
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let (fetches_before, quota_before) = settings.retention.cutoffs(chrono::Utc::now());
@@ -331,10 +360,11 @@ async fn prune(settings: &Settings, store: &Store) -> Result<ExitCode, Failure> 
         .prune(fetches_before, quota_before)
         .await
         .map_err(anyhow::Error::from)?;
-    println!(
+    outln!(
         "pruned {} fetches and {} quota samples",
-        pruned.fetches, pruned.quota_samples
-    );
+        pruned.fetches,
+        pruned.quota_samples
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -345,10 +375,10 @@ async fn healthcheck(settings: &Settings, store: &Store) -> Result<ExitCode, Fai
         started_at: None,
     };
     let health = check.check(store, now).await;
-    println!(
+    outln!(
         "{}",
         serde_json::to_string(&health).map_err(anyhow::Error::from)?
-    );
+    )?;
     Ok(if health.healthy {
         ExitCode::SUCCESS
     } else {
@@ -405,7 +435,7 @@ async fn fetch(settings: &Settings, store: Store, ids: Vec<String>) -> Result<Ex
         delivery.finish(settings.shutdown.grace).await;
     }
     let report = report.map_err(anyhow::Error::from)?;
-    println!("{}", report.summary());
+    outln!("{}", report.summary())?;
     Ok(match &report.stop {
         Some(stop) if stop.is_account_or_quota() => ExitCode::from(EXIT_STOPPED),
         _ => ExitCode::SUCCESS,

@@ -12,7 +12,7 @@ use chrono_tz::Asia::Shanghai;
 use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
 
-use super::{Failure, parse_ids};
+use super::{Failure, out, parse_ids};
 use crate::attempt::describe_failure;
 use crate::content::FIELD_NAMES;
 use crate::quota::{next_quota_reset, quota_day};
@@ -34,7 +34,7 @@ fn table(header: &[&str]) -> Table {
 
 fn print_json<T: Serialize>(value: &T) -> Result<ExitCode, Failure> {
     let text = serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?;
-    println!("{text}");
+    outln!("{text}")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -49,7 +49,7 @@ pub(super) async fn watch_list(store: &Store, json: bool) -> Result<ExitCode, Fa
         return print_json(&videos);
     }
     if videos.is_empty() {
-        println!("the watch list is empty: add videos with `douyin-watch watch add ID|URL`");
+        outln!("the watch list is empty: add videos with `douyin-watch watch add ID|URL`")?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = table(&[
@@ -76,7 +76,7 @@ pub(super) async fn watch_list(store: &Store, json: bool) -> Result<ExitCode, Fa
             truncate(or_dash(v.title.as_deref()), 40),
         ]);
     }
-    println!("{out}");
+    outln!("{out}")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -114,7 +114,7 @@ pub(super) async fn history(store: &Store, id: &str, json: bool) -> Result<ExitC
         return print_json(&versions);
     }
     if versions.is_empty() {
-        println!("{id}: no snapshot yet");
+        outln!("{id}: no snapshot yet")?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = table(&[
@@ -140,8 +140,8 @@ pub(super) async fn history(store: &Store, id: &str, json: bool) -> Result<ExitC
             truncate(or_dash(v.title.as_deref()), 50),
         ]);
     }
-    println!("{id}");
-    println!("{out}");
+    outln!("{id}")?;
+    outln!("{out}")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -266,13 +266,13 @@ pub(super) async fn history_diff(store: &Store, id: &str, json: bool) -> Result<
         return print_json(&diffs);
     }
     if diffs.is_empty() {
-        println!("{id}: no snapshot yet");
+        outln!("{id}: no snapshot yet")?;
         return Ok(ExitCode::SUCCESS);
     }
     let style = Style {
         colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    print!("{}", render_diff(&id, &diffs, &style));
+    out(render_diff(&id, &diffs, &style))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -464,7 +464,7 @@ fn print_quota(report: &QuotaReport, json: bool) -> Result<ExitCode, Failure> {
     if json {
         return print_json(report);
     }
-    print!("{}", render_quota(report));
+    out(render_quota(report))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -641,10 +641,10 @@ pub(super) async fn failures(
         return print_json(&rows);
     }
     if rows.is_empty() {
-        println!(
+        outln!(
             "no failures in the last {}",
             humantime::format_duration(since)
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = table(&[
@@ -661,7 +661,7 @@ pub(super) async fn failures(
             row.last_at.clone(),
         ]);
     }
-    println!("{out}");
+    outln!("{out}")?;
     Ok(ExitCode::SUCCESS)
 }
 

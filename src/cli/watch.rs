@@ -58,12 +58,12 @@ pub(super) async fn run(
                 .remove_videos(&ids, Utc::now())
                 .await
                 .map_err(anyhow::Error::from)?;
-            println!(
+            outln!(
                 "removed {}, not watched {}{}",
                 removed.removed.len(),
                 removed.not_watched.len(),
                 listed(&removed.not_watched)
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         WatchCommand::List { json } => show::watch_list(store, json).await,
@@ -150,11 +150,11 @@ async fn add(
         .add_videos(&ids, label, Utc::now())
         .await
         .map_err(anyhow::Error::from)?;
-    println!(
+    outln!(
         "added {}, re-activated {}, already watched {}",
         added.added.len(),
         added.reactivated.len(),
         added.already_watched.len()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
