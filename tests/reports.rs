@@ -370,6 +370,34 @@ async fn quota_json_has_the_figures_the_day_chart_the_forecast_and_warnings() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_from_the_api_cannot_drive_the_terminal_in_any_report() {
+    let db = Db::new().await;
+    db.watch(&[VIDEO_A]).await;
+    let start = Utc::now() - Duration::hours(2);
+    let hostile = "a\x1b[31mRED\x1b[0m\r\nline\u{202e}desrever\0end";
+    db.ok(VIDEO_A, start, "plain", "nick\x07", None).await;
+    db.ok(
+        VIDEO_A,
+        start + Duration::hours(1),
+        hostile,
+        "nick\x07",
+        None,
+    )
+    .await;
+    for args in [
+        &["history", VIDEO_A][..],
+        &["history", VIDEO_A, "--diff"],
+        &["watch", "list"],
+    ] {
+        let text = stdout_of(&db.run(args));
+        assert!(text.contains("RED"), "{args:?}: {text:?}");
+        for raw in ['\x1b', '\r', '\0', '\x07', '\u{202e}'] {
+            assert!(!text.contains(raw), "{args:?} passed {raw:?}: {text:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_diff_shows_each_change_as_before_and_after() {
     let db = Db::new().await;
     db.watch(&[VIDEO_A, VIDEO_B]).await;

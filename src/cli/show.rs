@@ -64,7 +64,7 @@ pub(super) async fn watch_list(store: &Store, json: bool) -> Result<ExitCode, Fa
         "title",
     ]);
     for v in &videos {
-        out.add_row(vec![
+        out.add_row(escaped(vec![
             v.video_id.clone(),
             or_dash(v.label.as_deref()).to_owned(),
             if v.active { "yes" } else { "no" }.to_owned(),
@@ -74,7 +74,7 @@ pub(super) async fn watch_list(store: &Store, json: bool) -> Result<ExitCode, Fa
             or_dash(v.last_fetched_at.as_deref()).to_owned(),
             or_dash(v.last_error_code.as_deref()).to_owned(),
             truncate(or_dash(v.title.as_deref()), 40),
-        ]);
+        ]));
     }
     outln!("{out}")?;
     Ok(ExitCode::SUCCESS)
@@ -127,7 +127,7 @@ pub(super) async fn history(store: &Store, id: &str, json: bool) -> Result<ExitC
     ]);
     for v in &versions {
         let changed: Vec<String> = serde_json::from_str(&v.changed_fields).unwrap_or_default();
-        out.add_row(vec![
+        out.add_row(escaped(vec![
             v.version.to_string(),
             v.first_seen_at.clone(),
             v.last_seen_at.clone(),
@@ -138,7 +138,7 @@ pub(super) async fn history(store: &Store, id: &str, json: bool) -> Result<ExitC
                 changed.join(", ")
             },
             truncate(or_dash(v.title.as_deref()), 50),
-        ]);
+        ]));
     }
     outln!("{id}")?;
     outln!("{out}")?;
@@ -193,17 +193,27 @@ impl Style {
 }
 
 /// `text` with control characters escaped (`\n`, `\u{1b}`), so that a value sent by the API
-/// cannot break the line or drive the terminal.
+/// cannot break the line or drive the terminal; bidirectional overrides too (`\u{202e}`), which
+/// would show the text after them reversed.
 fn escape_controls(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if c.is_control() {
+            let bidi = matches!(
+                c,
+                '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            );
+            if c.is_control() || bidi {
                 c.escape_default().to_string()
             } else {
                 c.to_string()
             }
         })
         .collect()
+}
+
+/// A table row with every cell's control characters escaped ([`escape_controls`]).
+fn escaped(cells: Vec<String>) -> Vec<String> {
+    cells.iter().map(|cell| escape_controls(cell)).collect()
 }
 
 /// The diff as text: a heading per version, then `field: before → after` per change.
@@ -475,20 +485,26 @@ fn render_quota(report: &QuotaReport) -> String {
     }
     let figure = |n: Option<u64>| n.map_or("-".to_owned(), |n| n.to_string());
     let mut out = table(&[]);
-    out.add_row(vec![
+    out.add_row(escaped(vec![
         "quota day (Beijing)".to_owned(),
         report.quota_day.clone(),
-    ]);
-    out.add_row(vec!["calls today".to_owned(), figure(report.today)]);
-    out.add_row(vec!["daily max".to_owned(), figure(report.max)]);
-    out.add_row(vec!["remaining".to_owned(), figure(report.remaining)]);
-    out.add_row(vec![
+    ]));
+    out.add_row(escaped(vec![
+        "calls today".to_owned(),
+        figure(report.today),
+    ]));
+    out.add_row(escaped(vec!["daily max".to_owned(), figure(report.max)]));
+    out.add_row(escaped(vec![
+        "remaining".to_owned(),
+        figure(report.remaining),
+    ]));
+    out.add_row(escaped(vec![
         "used".to_owned(),
         report
             .percent_used
             .map_or("-".to_owned(), |p| format!("{p:.1}%")),
-    ]);
-    out.add_row(vec![
+    ]));
+    out.add_row(escaped(vec![
         "key expires on".to_owned(),
         match (&report.expires_on, report.expires_in_days) {
             (Some(date), Some(days)) if days >= 0 => format!("{date} ({days} days left)"),
@@ -496,8 +512,8 @@ fn render_quota(report: &QuotaReport) -> String {
             (Some(date), None) => date.clone(),
             (None, _) => "-".to_owned(),
         },
-    ]);
-    out.add_row(vec![
+    ]));
+    out.add_row(escaped(vec![
         "resets at".to_owned(),
         format!(
             "{} (in {})",
@@ -506,16 +522,16 @@ fn render_quota(report: &QuotaReport) -> String {
                 u64::try_from(report.resets_in_seconds).unwrap_or(0)
             ))
         ),
-    ]);
-    out.add_row(vec![
+    ]));
+    out.add_row(escaped(vec![
         "last reported".to_owned(),
         or_dash(report.observed_at.as_deref()).to_owned(),
-    ]);
+    ]));
     if let Some(pause) = &report.pause {
-        out.add_row(vec![
+        out.add_row(escaped(vec![
             "calls paused until".to_owned(),
             format!("{} ({})", pause.until, pause.message),
-        ]);
+        ]));
     }
     text.push_str(&format!("{out}\n\n"));
     text.push_str(&render_days(&report.days));
@@ -651,7 +667,7 @@ pub(super) async fn failures(
         "code", "meaning", "charged", "count", "videos", "first", "last",
     ]);
     for row in &rows {
-        out.add_row(vec![
+        out.add_row(escaped(vec![
             row.code.clone(),
             row.meaning.clone(),
             if row.charged { "yes" } else { "no" }.to_owned(),
@@ -659,7 +675,7 @@ pub(super) async fn failures(
             row.videos.to_string(),
             row.first_at.clone(),
             row.last_at.clone(),
-        ]);
+        ]));
     }
     outln!("{out}")?;
     Ok(ExitCode::SUCCESS)
