@@ -203,7 +203,8 @@ fn watch_add_reads_files_and_stdin_skipping_comments_and_blank_lines() {
     std::fs::write(
         &file,
         format!(
-            "# my videos\n\n{}\n   https://www.douyin.com/video/{}   \n\t\n  # indented comment\n{}\n",
+            // As Windows editors save it: a byte-order mark, CRLF line ends.
+            "\u{feff}{}\r\n# my videos\r\n\r\n   https://www.douyin.com/video/{}   \r\n\t\n  # indented comment\n{}\n",
             id[0], id[1], id[2]
         ),
     )

@@ -35,7 +35,7 @@ use crate::notify::{Delivery, Notifier};
 use crate::settings::{LogFormat, LogSettings, Needs, Settings, SettingsError};
 use crate::simulator::{Simulator, SimulatorArgs};
 use crate::store::Store;
-use crate::video_id::VideoId;
+use crate::video_id::{VideoId, WatchInput, parse_watch_input};
 
 /// douyin-watch: keeps versioned snapshots of Douyin videos through onebound's item_get_video API.
 #[derive(Debug, Parser)]
@@ -455,19 +455,24 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
     Some(indicatif::ProgressBar::new(0).with_style(style))
 }
 
-/// Parses ids, naming every bad one. Each id comes once, in the order first given: an id named
-/// twice must not become two paid calls.
+/// Parses ids, or Douyin video URLs and share text holding one (as `watch add` takes them, but
+/// without resolving short links: that needs the network), naming every bad one. Each id comes
+/// once, in the order first given: an id named twice must not become two paid calls.
 pub(crate) fn parse_ids(entries: &[String]) -> Result<Vec<VideoId>, Failure> {
     let mut ids = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut bad = Vec::new();
     for entry in entries {
-        match VideoId::parse(entry) {
-            Ok(id) => {
+        match parse_watch_input(entry) {
+            Ok(WatchInput::Id(id)) => {
                 if seen.insert(id.clone()) {
                     ids.push(id);
                 }
             }
+            Ok(WatchInput::ShortLink(link)) => bad.push(format!(
+                "{link}: a short link; only `watch add` resolves those, so give the video id \
+                 or its douyin.com/video/ URL here"
+            )),
             Err(e) => bad.push(e.to_string()),
         }
     }
@@ -538,4 +543,44 @@ pub(crate) fn init_logging(log: &LogSettings) {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(list: &[&str]) -> Vec<String> {
+        list.iter().map(|entry| entry.to_string()).collect()
+    }
+
+    #[test]
+    fn ids_come_as_ids_or_video_urls_each_once() {
+        let ids = parse_ids(&entries(&[
+            "7118694749548072205",
+            "https://www.douyin.com/video/7203810298745328956",
+            "看看这个 https://www.iesdouyin.com/share/video/7118694749548072205/?x=1",
+            " 7203810298745328956 ",
+        ]))
+        .unwrap_or_else(|_| panic!("valid ids"));
+        let ids: Vec<&str> = ids.iter().map(VideoId::as_str).collect();
+        assert_eq!(ids, ["7118694749548072205", "7203810298745328956"]);
+    }
+
+    #[test]
+    fn every_bad_entry_is_named_and_a_short_link_is_sent_to_watch_add() {
+        let Err(Failure::Usage(error)) = parse_ids(&entries(&[
+            "7118694749548072205",
+            "https://v.douyin.com/iRNBho6u/",
+            "abc",
+            "https://www.douyin.com/user/x",
+        ])) else {
+            panic!("bad entries must be refused as bad usage");
+        };
+        let error = error.to_string();
+        assert!(error.contains("https://v.douyin.com/iRNBho6u/"), "{error}");
+        assert!(error.contains("watch add"), "{error}");
+        assert!(error.contains("\"abc\""), "{error}");
+        assert!(error.contains("/user/x"), "{error}");
+        assert!(!error.contains("7118694749548072205"), "{error}");
+    }
 }

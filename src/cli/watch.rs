@@ -89,6 +89,8 @@ fn read_entries(file: &str) -> anyhow::Result<Vec<String>> {
         text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read entries from {file}"))?;
     }
+    // Windows editors (Notepad, Excel's "CSV UTF-8") start the file with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     Ok(text
         .lines()
         .map(str::trim)
