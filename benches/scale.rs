@@ -356,7 +356,7 @@ async fn time_queries(db: &Path, videos: usize, runs: usize) -> Vec<(&'static st
     let queries: [(&'static str, &'static str); 5] = [
         (
             "failures by code this week (README)",
-            "SELECT COALESCE(error_code, error) AS code, COUNT(*) AS failures, \
+            "SELECT COALESCE(NULLIF(error_code, '0000'), error) AS code, COUNT(*) AS failures, \
                     COUNT(DISTINCT video_id) AS videos \
              FROM failures \
              WHERE started_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-7 days') \
@@ -368,6 +368,7 @@ async fn time_queries(db: &Path, videos: usize, runs: usize) -> Vec<(&'static st
                     SUM(charged) AS charged \
              FROM fetches \
              WHERE started_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-14 days') \
+               AND outcome <> 'skipped' \
              GROUP BY 1 ORDER BY 1 DESC",
         ),
         (

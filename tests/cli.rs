@@ -888,3 +888,74 @@ fn the_demo_from_the_readme_runs_its_passes_and_shows_the_results() {
         2
     );
 }
+
+/// The statements of README's "Some queries you might run", comments left in.
+fn readme_queries() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let block = readme
+        .split("Some queries you might run:")
+        .nth(1)
+        .and_then(|section| section.split("```sql").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("README has its example queries in a sql block");
+    block
+        .split(';')
+        .filter(|statement| {
+            statement
+                .lines()
+                .any(|line| !line.trim().is_empty() && !line.trim().starts_with("--"))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_readme_queries_run_and_count_what_they_say() {
+    let id = ids(3);
+    let sim = InProcessSim::start(SimulatorConfig {
+        not_found: HashSet::from([id[2].clone()]),
+        change_every: Some(1),
+        ..SimulatorConfig::default()
+    });
+    let mut env = TestEnv::new();
+    env.set("API__BASE_URL", &sim.base_url());
+    env.watch(&id);
+    for _ in 0..2 {
+        let run = env.run(&["fetch"]);
+        assert_eq!(run.code, Some(0), "{run:?}");
+    }
+    // A row that is no call: what a pass writes for an attempt held back.
+    let db = rusqlite::Connection::open(env.db_path()).expect("open");
+    db.execute(
+        "INSERT INTO fetches (video_id, started_at, finished_at, attempt, outcome, charged) \
+         SELECT video_id, started_at, finished_at, attempt + 1, 'skipped', 0 FROM fetches \
+         ORDER BY id LIMIT 1",
+        [],
+    )
+    .expect("a skipped attempt");
+
+    let queries = readme_queries();
+    assert!(queries.len() >= 7, "{queries:?}");
+    for sql in &queries {
+        let mut statement = db
+            .prepare(sql)
+            .unwrap_or_else(|e| panic!("README query does not run: {e}\n{sql}"));
+        let mut rows = statement.query([]).expect("query");
+        while rows
+            .next()
+            .unwrap_or_else(|e| panic!("{e}\n{sql}"))
+            .is_some()
+        {}
+    }
+    // The calls per Beijing day are the calls the API received.
+    let calls_per_day = queries
+        .iter()
+        .find(|sql| sql.contains("AS beijing_day"))
+        .expect("the calls-per-day query");
+    let calls: i64 = db
+        .prepare(&format!("SELECT SUM(calls) FROM ({calls_per_day})"))
+        .and_then(|mut s| s.query_row([], |row| row.get(0)))
+        .expect("calls");
+    assert_eq!(calls as u64, sim.stats().requests);
+}
