@@ -166,7 +166,9 @@ pub struct QuotaSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifySettings {
-    /// Receives a JSON POST per event; empty turns notifications off.
+    /// Receives a JSON POST per event; empty turns notifications off. Left out of `config
+    /// show`'s TOML, which shows its host as a comment: such URLs carry access tokens.
+    #[serde(skip_serializing)]
     pub webhook_url: String,
     #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub timeout: Duration,
@@ -318,6 +320,12 @@ impl Settings {
                 format!("names {} which cannot be read ({e})", path.display()),
             )
         })?;
+        if content.trim().is_empty() {
+            return Err(invalid(
+                "api.secret_file",
+                format!("names {}, which is empty", path.display()),
+            ));
+        }
         self.api.secret = SecretString::from(content.trim().to_owned());
         Ok(())
     }
@@ -498,7 +506,19 @@ impl Settings {
             env_var("api.key"),
             env_var("api.secret"),
         );
-        shown.replacen("[api]\n", &format!("[api]\n{credentials}"), 1)
+        let webhook = match self.webhook_url() {
+            Ok(Some(url)) => format!(
+                "# webhook_url = \"{}://{}/…\"  (shortened: it may hold a token; set it in a \
+                 file or with {})\n",
+                url.scheme(),
+                url.host_str().unwrap_or_default(),
+                env_var("notify.webhook_url"),
+            ),
+            _ => "# webhook_url: not set\n".to_owned(),
+        };
+        shown
+            .replacen("[api]\n", &format!("[api]\n{credentials}"), 1)
+            .replacen("[notify]\n", &format!("[notify]\n{webhook}"), 1)
     }
 
     /// SQLite connection options for `database.url`.
@@ -863,6 +883,15 @@ mod tests {
             .expect_err("missing file")
             .to_string();
         assert!(error.contains("DOUYIN_WATCH__API__SECRET_FILE"), "{error}");
+        std::fs::write(&path, " \n").expect("write");
+        let error = load_env(&[(
+            "DOUYIN_WATCH__API__SECRET_FILE",
+            path.to_str().expect("utf-8"),
+        )])
+        .expect_err("an empty file")
+        .to_string();
+        assert!(error.contains("is empty"), "{error}");
+        assert!(error.contains("DOUYIN_WATCH__API__SECRET_FILE"), "{error}");
     }
 
     #[test]
@@ -884,9 +913,18 @@ mod tests {
             ("DOUYIN_WATCH__API__KEY", "key-abcdefgh"),
             ("DOUYIN_WATCH__API__SECRET", "very-secret-value"),
             ("DOUYIN_WATCH__API__TIMEOUT", "1m 30s"),
+            (
+                "DOUYIN_WATCH__NOTIFY__WEBHOOK_URL",
+                "https://oapi.dingtalk.com/robot/send?access_token=hook-token",
+            ),
         ])
         .expect("valid");
         let shown = settings.to_redacted_toml();
+        assert!(!shown.contains("hook-token"), "{shown}");
+        assert!(
+            shown.contains("# webhook_url = \"https://oapi.dingtalk.com/…\""),
+            "{shown}"
+        );
         assert!(!shown.contains("very-secret-value"), "{shown}");
         assert!(!shown.contains("key-abcd"), "{shown}");
         assert!(shown.contains("# secret: set, hidden"), "{shown}");
