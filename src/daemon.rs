@@ -1,25 +1,25 @@
 //! The daemon: a collection pass on every cron tick until shutdown. Cron is only the trigger.
 //!
-//! tokio-cron-scheduler starts a job again while the previous run still goes on and does not wait
-//! for running jobs on shutdown, so passes are guarded here: a tick that finds a pass running is
-//! skipped (and logged) rather than overlapped, and passes are tracked so that shutdown stops new
-//! calls, lets calls in flight finish for `shutdown.grace`, then abandons them. Abandoning is safe:
-//! each fetch's rows are written in one transaction, so nothing half-written is left.
+//! Ticks are found by [`CronSchedule`] in the schedule's time zone and waited for here, one at a
+//! time: a tick that finds a pass still running is skipped (and logged) rather than overlapped,
+//! ticks missed while the machine slept are skipped rather than piled up, and passes are tracked
+//! so that shutdown stops new calls, lets calls in flight finish for `shutdown.grace`, then
+//! abandons them. Abandoning is safe: each fetch's rows are written in one transaction, so nothing
+//! half-written is left.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
-use croner::parser::{CronParser, Seconds};
+use chrono::Utc;
 use tokio::sync::Mutex;
-use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::collector::{Collector, PassReport, Trigger};
+use crate::cron_schedule::CronSchedule;
 use crate::health::HealthCheck;
 use crate::metrics;
 use crate::settings::RetentionSettings;
@@ -44,27 +44,36 @@ pub struct Schedule {
 pub const PRUNE_CRON: &str = "0 30 4 * * *";
 
 impl Schedule {
-    /// The longest time between two ticks over the next day's ticks (at least a second).
-    pub fn interval(&self, now: DateTime<Utc>) -> Duration {
-        let parsed = CronParser::builder()
-            .seconds(Seconds::Required)
-            .dom_and_dow(true)
-            .build()
-            .parse(&self.cron);
-        let Ok(cron) = parsed else {
-            return Duration::from_secs(24 * 3600);
-        };
-        let mut longest = Duration::from_secs(1);
-        let mut tick = now.with_timezone(&self.timezone);
-        for _ in 0..48 {
-            let Ok(next) = cron.find_next_occurrence(&tick, false) else {
-                break;
-            };
-            longest = longest.max((next - tick).to_std().unwrap_or_default());
-            tick = next;
-        }
-        longest
+    /// When the passes run.
+    pub fn ticks(&self) -> anyhow::Result<CronSchedule> {
+        CronSchedule::parse(&self.cron, self.timezone)
+            .with_context(|| format!("cannot schedule cron {:?}", self.cron))
     }
+}
+
+/// The longest single wait between two looks at the clock: tokio's timer follows the monotonic
+/// clock, ticks the wall clock, and the two part when the clock is set or the machine sleeps.
+const LONGEST_WAIT: Duration = Duration::from_secs(60);
+
+/// Calls `on_tick` at each tick of `ticks` until `shutdown`. The tick waited for is always the
+/// first after the present, so ticks missed while the machine slept are skipped, not piled up.
+async fn every_tick(ticks: CronSchedule, shutdown: CancellationToken, mut on_tick: impl FnMut()) {
+    let mut next = ticks.next_after(Utc::now());
+    while let Some(tick) = next {
+        let wait = (tick - Utc::now()).to_std().unwrap_or_default();
+        if !wait.is_zero() {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(wait.min(LONGEST_WAIT)) => continue,
+            }
+        }
+        if shutdown.is_cancelled() {
+            return;
+        }
+        on_tick();
+        next = ticks.next_after(Utc::now().max(tick));
+    }
+    warn!("the cron schedule fires no more: no pass starts from now on");
 }
 
 /// Called with the report of every pass that completes.
@@ -84,9 +93,10 @@ pub async fn run(
         shutdown: shutdown.clone(),
         on_pass,
     };
+    let ticks = schedule.ticks()?;
     if let Some(listen) = schedule.metrics_listen {
         let health = HealthCheck {
-            interval: schedule.interval(Utc::now()),
+            ticks: ticks.clone(),
             started_at: Some(Utc::now()),
         };
         let store = passes.collector.store().clone();
@@ -104,45 +114,24 @@ pub async fn run(
     if schedule.run_on_start {
         passes.start(Trigger::Start);
     }
-    let mut scheduler = JobScheduler::new()
-        .await
-        .context("cannot start the cron scheduler")?;
     let on_tick = passes.clone();
-    let job = Job::new_async_tz(schedule.cron.as_str(), schedule.timezone, move |_, _| {
+    tokio::spawn(every_tick(ticks, shutdown.clone(), move || {
         on_tick.start(Trigger::Schedule);
-        Box::pin(async {})
-    })
-    .with_context(|| format!("cannot schedule cron {:?}", schedule.cron))?;
-    scheduler
-        .add(job)
-        .await
-        .context("cannot add the pass job to the scheduler")?;
+    }));
     if schedule.retention.enabled() {
+        let prune_ticks = CronSchedule::parse(PRUNE_CRON, chrono_tz::Asia::Shanghai)
+            .context("cannot schedule pruning")?;
         let store = passes.collector.store().clone();
         let retention = schedule.retention.clone();
         let tracker = passes.tracker.clone();
-        let prune = Job::new_async_tz(PRUNE_CRON, chrono_tz::Asia::Shanghai, move |_, _| {
-            let (store, retention) = (store.clone(), retention.clone());
-            tracker.spawn(prune_old_rows(store, retention));
-            Box::pin(async {})
-        })
-        .context("cannot schedule pruning")?;
-        scheduler
-            .add(prune)
-            .await
-            .context("cannot add the pruning job to the scheduler")?;
+        tokio::spawn(every_tick(prune_ticks, shutdown.clone(), move || {
+            tracker.spawn(prune_old_rows(store.clone(), retention.clone()));
+        }));
     }
-    scheduler
-        .start()
-        .await
-        .context("cannot start the cron scheduler")?;
     info!(cron = %schedule.cron, timezone = %schedule.timezone, "daemon running; SIGINT or SIGTERM stops it");
 
     shutdown.cancelled().await;
     info!("shutting down: no new calls; waiting for calls in flight");
-    if let Err(e) = scheduler.shutdown().await {
-        warn!(error = %e, "the cron scheduler did not stop cleanly");
-    }
     passes.tracker.close();
     if tokio::time::timeout(schedule.grace, passes.tracker.wait())
         .await
@@ -228,21 +217,9 @@ mod tests {
     }
 
     #[test]
-    fn the_interval_is_the_longest_gap_between_ticks() {
-        let now = "2026-11-29T10:00:00Z".parse().expect("time");
-        let cases = [
-            ("0 0 * * * *", 3600),
-            ("*/2 * * * * *", 2),
-            ("0 */30 * * * *", 1800),
-            // 09:00 and 18:00 Beijing: the night gap is the longest.
-            ("0 0 9,18 * * *", 15 * 3600),
-        ];
-        for (cron, seconds) in cases {
-            assert_eq!(
-                schedule(cron).interval(now),
-                Duration::from_secs(seconds),
-                "{cron}"
-            );
-        }
+    fn the_pruning_schedule_parses() {
+        assert!(CronSchedule::parse(PRUNE_CRON, chrono_tz::Asia::Shanghai).is_some());
+        assert!(schedule("0 */5 * * * *").ticks().is_ok());
+        assert!(schedule("0 */5 * * *").ticks().is_err());
     }
 }

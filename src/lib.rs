@@ -3,7 +3,7 @@
 //! tracks the call quota from every answer's `api_info`, and records every failure by error code.
 //!
 //! Pure logic (no I/O, tested beside the code): [`video_id`], [`response`], [`api_info`],
-//! [`content`], [`error_code`], [`attempt`], [`quota`], [`pace`].
+//! [`content`], [`error_code`], [`attempt`], [`quota`], [`pace`], [`cron_schedule`].
 //! The I/O shell: [`client`] (HTTP), [`short_link`], [`store`] (all SQL), [`collector`] (one pass),
 //! [`daemon`] (cron around passes), [`metrics`] and [`health`] (the monitoring listener), [`notify`] (webhooks), [`simulator`] (a local onebound), [`cli`];
 //! [`panics`] (the panic hook that keeps the secret out, and fault injection for tests).
@@ -14,6 +14,7 @@ pub mod cli;
 pub mod client;
 pub mod collector;
 pub mod content;
+pub mod cron_schedule;
 pub mod daemon;
 pub mod error_code;
 pub mod health;

@@ -11,6 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sqlx::sqlite::SqliteConnectOptions;
 
+use crate::cron_schedule::CronSchedule;
+
 /// The defaults, with a comment on every key.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -571,15 +573,12 @@ impl Settings {
             )
         })?;
         let timezone = self.timezone()?;
-        tokio_cron_scheduler::Job::new_async_tz(expression.as_str(), timezone, |_, _| {
-            Box::pin(async {})
-        })
-        .map_err(|_| {
-            invalid(
+        if CronSchedule::parse(&expression, timezone).is_none() {
+            return Err(invalid(
                 "schedule.cron",
                 format!("{:?} is not a valid cron expression", self.schedule.cron),
-            )
-        })?;
+            ));
+        }
         Ok(expression)
     }
 }

@@ -371,7 +371,7 @@ async fn prune(settings: &Settings, store: &Store) -> Result<ExitCode, Failure> 
 async fn healthcheck(settings: &Settings, store: &Store) -> Result<ExitCode, Failure> {
     let now = chrono::Utc::now();
     let check = HealthCheck {
-        interval: schedule(settings)?.interval(now),
+        ticks: schedule(settings)?.ticks()?,
         started_at: None,
     };
     let health = check.check(store, now).await;
@@ -526,13 +526,7 @@ pub async fn shutdown_signal() {
 pub(crate) fn init_logging(log: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"))
-        // The scheduler logs every tick at info.
-        .add_directive(
-            "tokio_cron_scheduler=warn"
-                .parse()
-                .unwrap_or_else(|_| unreachable!("a constant directive")),
-        );
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

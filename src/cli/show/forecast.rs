@@ -4,6 +4,8 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
+use crate::cron_schedule::CronSchedule;
+
 /// Most ticks counted per Beijing day: a cron cannot fire more often than once a second.
 const MAX_TICKS_PER_DAY: usize = 86_400;
 
@@ -14,36 +16,15 @@ pub const FORECAST_DAYS: u32 = 7;
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
 
 /// The instants in `[from, to)` at which the 6-field cron `expression`, read in `timezone`, fires
-/// (at most one day's worth of seconds); `None` if the expression does not parse.
+/// (at most [`FORECAST_DAYS`] days' worth of seconds); `None` if the expression does not parse.
 pub fn cron_ticks(
     expression: &str,
     timezone: chrono_tz::Tz,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Option<Vec<DateTime<Utc>>> {
-    let mut job =
-        tokio_cron_scheduler::Job::new_async_tz(expression, timezone, |_, _| Box::pin(async {}))
-            .ok()?;
-    let schedule = job.job_data().ok()?.schedule()?;
-    // Not croner's `iter_after`: it steps one second past each tick before searching on, so a
-    // cron firing every second would count every other one. Start one second early so that a
-    // tick exactly at `from` counts.
-    let mut after = (from - Duration::seconds(1)).with_timezone(&timezone);
-    let mut ticks = Vec::new();
-    while ticks.len() < MAX_TICKS_PER_DAY * FORECAST_DAYS as usize {
-        let Ok(tick) = schedule.find_next_occurrence(&after, false) else {
-            break;
-        };
-        let at = tick.with_timezone(&Utc);
-        if at >= to || tick <= after {
-            break;
-        }
-        if at >= from {
-            ticks.push(at);
-        }
-        after = tick;
-    }
-    Some(ticks)
+    let schedule = CronSchedule::parse(expression, timezone)?;
+    Some(schedule.ticks(from, to, MAX_TICKS_PER_DAY * FORECAST_DAYS as usize))
 }
 
 /// The most ticks on any of the Beijing days starting at `first_midnight` (one per
