@@ -176,6 +176,52 @@ fn sigterm_during_a_pass_lets_calls_in_flight_finish_within_the_grace() {
 }
 
 #[test]
+fn sigterm_exits_soon_after_the_grace_while_another_process_holds_the_write_lock() {
+    let sim = SimProcess::start(&["--latency", "500ms"]);
+    let mut env = TestEnv::new();
+    env.set("API__BASE_URL", &sim.base_url())
+        .set("API__CONCURRENCY", "2")
+        .set("SHUTDOWN__GRACE", "1s")
+        .set("SCHEDULE__CRON", NEVER)
+        .set("SCHEDULE__RUN_ON_START", "true");
+    env.watch(&ids(20));
+
+    let mut daemon = env.spawn(&["run"]);
+    let db = env.db();
+    let started = poll_until(Duration::from_secs(20), || {
+        assert!(daemon.try_wait().is_none(), "{}", daemon.stderr());
+        (db.count_or_zero("SELECT COUNT(*) FROM fetches") >= 2).then_some(())
+    });
+    assert!(
+        started.is_some(),
+        "no fetch within 20 s: {}",
+        daemon.stderr()
+    );
+    let stored = db.count("SELECT COUNT(*) FROM fetches");
+    // Someone's long write transaction (a backup tool, a hand-run UPDATE): the daemon's writes
+    // now wait on SQLite's busy timeout.
+    let other = rusqlite::Connection::open(env.db_path()).expect("open");
+    other
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let sent = Instant::now();
+    daemon.signal(Signal::SIGTERM);
+    let status = daemon.wait_timeout(Duration::from_secs(20));
+    let took = sent.elapsed();
+    drop(other);
+    let status = status.unwrap_or_else(|| panic!("no exit within 20 s: {}", daemon.stderr()));
+    assert_eq!(status.code(), Some(0), "{}", daemon.stderr());
+    assert!(took <= Duration::from_secs(12), "exit took {took:?}");
+    assert!(
+        db.count("SELECT COUNT(*) FROM fetches") >= stored,
+        "every stored row is kept"
+    );
+    assert_eq!(ok_fetches_without_snapshot(&env), 0);
+}
+
+#[test]
 fn sigkill_mid_pass_leaves_a_sound_database_and_the_next_fetch_completes() {
     let sim = SimProcess::start(&["--latency", "200ms"]);
     let mut env = TestEnv::new();

@@ -168,6 +168,9 @@ fn reader_gone(error: &anyhow::Error) -> bool {
         .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
+/// How long the runtime waits for blocking tasks once the command is done.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The exit code for a pass stopped by an account-level error or the quota.
 pub const EXIT_STOPPED: u8 = 3;
 
@@ -186,7 +189,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Not a plain drop, which waits for every blocking task: a store write stuck behind another
+    // process's lock (see `Store::close`) would hold the exit for as long as that lasts.
+    runtime.shutdown_timeout(SHUTDOWN_WAIT);
+    match result {
         Ok(code) => code,
         Err(Failure::Usage(e)) => {
             eprintln!("error: {}", error_chain(e.as_ref()));

@@ -54,6 +54,9 @@ pub const READER_ROW_BUFFER: usize = 256;
 /// How long a statement waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long closing the store waits for a write in progress.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A storage failure, with the step that failed.
@@ -524,7 +527,17 @@ impl Store {
     /// Closes the readers and the writer, checkpointing the WAL. Later writes fail.
     pub async fn close(&self) {
         self.reader.close().await;
-        let mut writer = self.writer.lock().await;
+        // A write may be waiting out SQLite's busy timeout behind another process's transaction,
+        // again and again: the program does not wait for it to exit. Leaving it unclosed is safe,
+        // SQLite drops an unfinished transaction.
+        let Ok(mut writer) = tokio::time::timeout(CLOSE_WAIT, self.writer.lock()).await else {
+            tracing::warn!(
+                wait = ?CLOSE_WAIT,
+                "the database is still busy with a write (another process holds its write lock?); \
+                 exiting without it: what it was writing is not stored"
+            );
+            return;
+        };
         // The attempt writer first: the last connection to close checkpoints the WAL.
         if let Some(attempts) = writer.attempts.take() {
             let attempts = Arc::into_inner(attempts)
