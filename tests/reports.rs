@@ -833,3 +833,25 @@ fn completions_are_printed_for_each_shell() {
         "an unknown shell is bad usage"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_gauges_start_a_new_beijing_day_at_zero() {
+    let db = Db::new().await;
+    let nothing = db.store.gauge_figures(Utc::now()).await.expect("figures");
+    assert_eq!((nothing.today, nothing.max), (None, None), "no answer ever");
+
+    db.watch(&[VIDEO_A]).await;
+    let yesterday = beijing_midnight() - Duration::hours(2);
+    db.ok(VIDEO_A, yesterday, "t", "n", Some("today:24 max:10000"))
+        .await;
+    let figures = db.store.gauge_figures(Utc::now()).await.expect("figures");
+    assert_eq!(
+        (figures.today, figures.max),
+        (Some(0), Some(10000)),
+        "yesterday's count is not today's"
+    );
+    db.ok(VIDEO_A, Utc::now(), "t", "n", Some("today:3 max:12000"))
+        .await;
+    let figures = db.store.gauge_figures(Utc::now()).await.expect("figures");
+    assert_eq!((figures.today, figures.max), (Some(3), Some(12000)));
+}

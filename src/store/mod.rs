@@ -1002,7 +1002,24 @@ impl Store {
 
     /// The figures behind the state gauges of `/metrics`.
     pub async fn gauge_figures(&self, now: DateTime<Utc>) -> Result<GaugeFigures, StoreError> {
-        let (today, max) = self.day_quota(quota_day(now)).await?;
+        let (mut today, mut max) = self.day_quota(quota_day(now)).await?;
+        // A Beijing day without an answer yet: onebound's count started again at 0, against the
+        // daily max last seen (yesterday's figures must not stand for today's).
+        if today.is_none() {
+            let newest_max = sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT calls_max FROM quota_samples WHERE calls_max IS NOT NULL \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(step("reading the quota"))?
+            .flatten()
+            .and_then(|m| u64::try_from(m).ok());
+            if newest_max.is_some() {
+                today = Some(0);
+                max = max.or(newest_max);
+            }
+        }
         let expires_on: Option<String> = sqlx::query_scalar(
             "SELECT expires_on FROM quota_samples WHERE expires_on IS NOT NULL ORDER BY id DESC LIMIT 1",
         )
