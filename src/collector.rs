@@ -146,10 +146,19 @@ impl PassReport {
     }
 }
 
-/// A pass could not run or finish because the database failed; nothing stored is lost.
+/// A pass that could not run or finish; nothing stored is lost.
 #[derive(Debug, thiserror::Error)]
-#[error("collection pass failed: {0}")]
-pub struct PassError(#[from] StoreError);
+pub enum PassError {
+    /// The database failed.
+    #[error("collection pass failed: {0}")]
+    Store(#[from] StoreError),
+    /// Another process runs a pass on the same database; this one made no call.
+    #[error(
+        "another pass is running on this database (the daemon, or another fetch): no call was \
+         made; try again once it has ended"
+    )]
+    AnotherPassRunning,
+}
 
 /// The knobs of a pass, from the settings.
 #[derive(Debug, Clone)]
@@ -325,6 +334,11 @@ impl Collector {
         only: Option<Vec<VideoId>>,
         shutdown: &CancellationToken,
     ) -> Result<PassReport, PassError> {
+        // One pass at a time per database, across processes: two would call for the same
+        // videos and each keep `quota.reserve` only against its own calls.
+        let Some(_claim) = self.store.claim_pass()? else {
+            return Err(PassError::AnotherPassRunning);
+        };
         let started = Instant::now();
         let now = Utc::now();
         let ids = match only {
@@ -398,7 +412,7 @@ impl Collector {
         }
         if let Some(error) = lock(&ctx.store_error).take() {
             metrics::record_pass("failed", started.elapsed().as_secs_f64(), Utc::now());
-            return Err(PassError(error));
+            return Err(PassError::Store(error));
         }
         let stop = lock(&ctx.stop_reason).clone().or_else(|| {
             (shutdown.is_cancelled() && totals.skipped > 0).then_some(StopReason::Shutdown)

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::collector::{Collector, PassReport, Trigger};
+use crate::collector::{Collector, PassError, PassReport, Trigger};
 use crate::cron_schedule::CronSchedule;
 use crate::health::HealthCheck;
 use crate::metrics;
@@ -189,6 +189,10 @@ impl Passes {
             let _running = running;
             match this.collector.run_pass(trigger, None, &this.shutdown).await {
                 Ok(report) => (this.on_pass)(&report),
+                Err(PassError::AnotherPassRunning) => warn!(
+                    trigger = ?trigger,
+                    "tick skipped: another process is running a pass on this database"
+                ),
                 Err(e) => error!(
                     error = %crate::client::error_chain(&e),
                     "pass failed; the next tick tries again"

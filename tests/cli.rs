@@ -959,3 +959,48 @@ fn the_readme_queries_run_and_count_what_they_say() {
         .expect("calls");
     assert_eq!(calls as u64, sim.stats().requests);
 }
+
+#[test]
+fn a_second_pass_on_the_same_database_waits_for_none_and_calls_nothing() {
+    let sim = SimProcess::start(&["--latency", "1s"]);
+    let mut env = TestEnv::new();
+    env.set("API__BASE_URL", &sim.base_url())
+        .set("API__CONCURRENCY", "2");
+    env.watch(&ids(6));
+    let mut first = env.spawn(&["fetch"]);
+    let db = env.db();
+    let running = support::poll_until(Duration::from_secs(20), || {
+        assert!(first.try_wait().is_none(), "{}", first.stderr());
+        (db.count_or_zero("SELECT COUNT(*) FROM passes WHERE finished_at IS NULL") == 1
+            && sim.stats().requests > 0)
+            .then_some(())
+    });
+    assert!(
+        running.is_some(),
+        "the first pass never started: {}",
+        first.stderr()
+    );
+
+    let requests = sim.stats().requests;
+    let second = env.run(&["fetch"]);
+    assert_eq!(second.code, Some(1), "{second:?}");
+    assert!(
+        second
+            .stderr
+            .contains("another pass is running on this database"),
+        "{second:?}"
+    );
+    assert!(
+        sim.stats().requests <= requests + 2,
+        "only the first pass's calls in flight went out"
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM passes"), 1, "no second pass");
+
+    let status = first
+        .wait_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("the first pass never ended: {}", first.stderr()));
+    assert_eq!(status.code(), Some(0), "{}", first.stderr());
+    assert_eq!(sim.stats().requests, 6, "each video called once");
+    let third = env.run(&["fetch"]);
+    assert_eq!(third.code, Some(0), "once the first has ended: {third:?}");
+}

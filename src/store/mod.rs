@@ -109,6 +109,20 @@ pub enum StoreError {
     /// Storing fetches failed.
     #[error("database error while storing a fetch: {0}")]
     Write(#[source] rusqlite::Error),
+    /// The file that marks a pass running could not be opened or locked.
+    #[error("cannot lock {path} to run a pass: {source}")]
+    PassLock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The right to run a pass on the database, held until dropped (see [`Store::claim_pass`]).
+#[derive(Debug)]
+pub struct PassClaim {
+    /// The locked file; `None` for a database without a file (in memory).
+    _file: Option<std::fs::File>,
 }
 
 /// Wraps an sqlx error with the step it happened in.
@@ -131,6 +145,8 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
 /// The database: a single writer connection and a small pool of readers.
 #[derive(Clone)]
 pub struct Store {
+    /// The database file (a name that is no file for an in-memory database).
+    path: std::path::PathBuf,
     writer: Arc<Mutex<Writer>>,
     /// Attempts waiting for their group commit (see [`Store::record_attempt`]).
     queue: Arc<std::sync::Mutex<Queue>>,
@@ -500,6 +516,7 @@ impl Store {
                 source,
             })?;
         let attempts = open_attempt_writer(&mut writer, options.get_filename(), &path).await?;
+        let database_file = options.get_filename().to_path_buf();
         // Readers keep a smaller page cache than SQLite's default 2 MB: their big reads (the
         // watch list, reports) scan far more than any cache holds anyway, and a pass holds
         // memory flat (issue 5: at most 30 MB for a pass over 100,000 videos).
@@ -514,6 +531,7 @@ impl Store {
             .await
             .map_err(open_error)?;
         Ok(Store {
+            path: database_file,
             writer: Arc::new(Mutex::new(Writer {
                 conn: Some(writer),
                 in_doubt: false,
@@ -522,6 +540,34 @@ impl Store {
             queue: Arc::default(),
             reader,
         })
+    }
+
+    /// Claims the right to run a pass on this database, across processes: an exclusive lock on
+    /// `<database>.pass-lock`, released when the claim is dropped (or its process ends, however).
+    /// `None` when another pass holds it.
+    pub fn claim_pass(&self) -> Result<Option<PassClaim>, StoreError> {
+        // An in-memory database is this process's alone.
+        if !self.path.is_file() {
+            return Ok(Some(PassClaim { _file: None }));
+        }
+        let mut lock_path = self.path.clone().into_os_string();
+        lock_path.push(".pass-lock");
+        let lock_path = std::path::PathBuf::from(lock_path);
+        let failed = |source| StoreError::PassLock {
+            path: lock_path.display().to_string(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(failed)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(PassClaim { _file: Some(file) })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(source)) => Err(failed(source)),
+        }
     }
 
     /// Closes the readers and the writer, checkpointing the WAL. Later writes fail.
