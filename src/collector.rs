@@ -353,6 +353,10 @@ impl Collector {
         info!(pass_id, trigger = trigger.as_str(), videos, "pass started");
 
         let (today, max) = self.store.day_quota(quota_day(now)).await?;
+        if let (Some(today), Some(max)) = (today, max) {
+            self.usage_warning
+                .already_stored(quota_day(now), today, max);
+        }
         // After an account-level stop with no success since, one call finds out whether the
         // account is back before the others go out (see `Pace::probing`).
         let after_account_stop = self.store.account_pauses_since_last_success().await? > 0;

@@ -171,6 +171,12 @@ impl UsageWarning {
         self.warn_at
     }
 
+    /// Takes `today`, a figure already stored for `day`, as warned about if it reached the
+    /// threshold: whoever stored it (this process before a restart, another one) warned then.
+    pub fn already_stored(&self, day: NaiveDate, today: u64, max: u64) {
+        self.crossed(day, today, max);
+    }
+
     /// True the first time on `day` that `today` reaches the threshold of `max`.
     pub fn crossed(&self, day: NaiveDate, today: u64, max: u64) -> bool {
         if self.warn_at <= 0.0 || max == 0 || (today as f64) < self.warn_at * max as f64 {

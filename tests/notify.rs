@@ -19,6 +19,8 @@ const GONE: &str = "7100000000000000404";
 struct Setup {
     harness: PassHarness,
     collector: Collector,
+    /// The collector's notifier, for another collector (a restarted process) to use.
+    notifier: Notifier,
     delivery: Delivery,
 }
 
@@ -36,10 +38,11 @@ async fn setup(receiver: &MockServer, simulator: SimulatorConfig, warn_at: &str)
     let url = harness.settings.webhook_url().expect("valid").expect("set");
     let (notifier, delivery) =
         Notifier::start(url, harness.settings.notify.timeout).expect("notifier");
-    let collector = harness.collector().with_notifier(notifier);
+    let collector = harness.collector().with_notifier(notifier.clone());
     Setup {
         harness,
         collector,
+        notifier,
         delivery,
     }
 }
@@ -101,7 +104,13 @@ async fn versions_not_found_and_the_quota_warning_are_announced_once() {
     s.harness.simulator.set_today(0);
     let second = pass(&s.collector).await;
     assert_eq!(second.totals.fetched_ok, 2, "{}", second.summary());
-    drop(s.collector);
+    // A restarted process (a new collector) knows from the stored answers that today's usage
+    // already reached warn_at: it does not warn again (its 2 calls reach 3 of 4 once more).
+    s.harness.simulator.set_today(1);
+    let restarted = s.harness.collector().with_notifier(s.notifier.clone());
+    let third = pass(&restarted).await;
+    assert_eq!(third.totals.fetched_ok, 2, "{}", third.summary());
+    drop((s.collector, restarted, s.notifier));
     s.delivery.finish(Duration::from_secs(5)).await;
 
     let events = received(&receiver).await;
