@@ -152,6 +152,12 @@ pub enum PassError {
     /// The database failed.
     #[error("collection pass failed: {0}")]
     Store(#[from] StoreError),
+    /// The database's disk is (nearly) full: what a call returns could not be stored.
+    #[error(
+        "the database's disk has {free_mib} MiB free, under database.min_free_mib ({min_mib}): \
+         no call was made, since what it returns could not be stored; free some space"
+    )]
+    DiskNearlyFull { free_mib: u64, min_mib: u64 },
     /// Another process runs a pass on the same database; this one made no call.
     #[error(
         "another pass is running on this database (the daemon, or another fetch): no call was \
@@ -175,6 +181,8 @@ pub struct PassOptions {
     pub not_found_recheck: Duration,
     /// Warn once a Beijing day when today's calls reach this fraction of the max.
     pub warn_at: f64,
+    /// A pass makes no call while the database's disk has fewer bytes free (0: never checked).
+    pub min_free_bytes: u64,
 }
 
 impl PassOptions {
@@ -191,6 +199,7 @@ impl PassOptions {
             account_pause_max: settings.retry.account_pause_max,
             not_found_recheck: settings.retry.not_found_recheck,
             warn_at: settings.quota.warn_at,
+            min_free_bytes: settings.database.min_free_mib.saturating_mul(1024 * 1024),
         }
     }
 
@@ -339,6 +348,14 @@ impl Collector {
         let Some(_claim) = self.store.claim_pass()? else {
             return Err(PassError::AnotherPassRunning);
         };
+        if let Some(free) = self.store.free_bytes()
+            && free < self.options.min_free_bytes
+        {
+            return Err(PassError::DiskNearlyFull {
+                free_mib: free / (1024 * 1024),
+                min_mib: self.options.min_free_bytes / (1024 * 1024),
+            });
+        }
         let started = Instant::now();
         let now = Utc::now();
         let ids = match only {

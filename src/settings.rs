@@ -103,6 +103,8 @@ pub struct MetricsSettings {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     pub url: String,
+    /// Passes make no call while the database's disk has less free (MiB); 0 never checks.
+    pub min_free_mib: u64,
 }
 
 /// How to reach onebound and how hard to push it.

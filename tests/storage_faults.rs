@@ -52,6 +52,35 @@ async fn a_read_only_database_fails_the_pass_before_any_call() {
 }
 
 #[tokio::test]
+async fn a_disk_nearly_full_fails_the_pass_before_any_call() {
+    // No test can fill a real disk; asking for more free space than any disk has is the same.
+    let setup = PassHarness::builder(SimulatorConfig::default())
+        .set("DATABASE__MIN_FREE_MIB", "1000000000000")
+        .start()
+        .await;
+    setup.watch(&ids_starting(72, 3)).await;
+    let error = run_full_pass(&setup.collector())
+        .await
+        .expect_err("nothing could be stored");
+    let message = douyin_watch::client::error_chain(&error);
+    assert!(message.contains("database.min_free_mib"), "{message}");
+    assert!(message.contains("no call was made"), "{message}");
+    assert_eq!(setup.simulator.stats().requests, 0, "no paid call");
+
+    // With room on the disk (this one has more than the default 16 MiB), the pass runs.
+    let mut settings = setup.settings.clone();
+    settings.database.min_free_mib = 16;
+    let collector = douyin_watch::collector::Collector::new(
+        setup.store.clone(),
+        douyin_watch::client::ApiClient::new(&settings.api).expect("client"),
+        douyin_watch::collector::PassOptions::from_settings(&settings),
+    );
+    let report = run_full_pass(&collector).await.expect("pass");
+    assert_eq!(report.totals.fetched_ok, 3);
+    assert!(setup.store.free_bytes().is_some_and(|free| free > 0));
+}
+
+#[tokio::test]
 async fn a_full_database_fails_the_pass_and_keeps_what_was_stored() {
     let setup = setup(400).await;
     let store = Store::open(setup.connect_options()).await.expect("store");

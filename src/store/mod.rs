@@ -570,6 +570,21 @@ impl Store {
         }
     }
 
+    /// The bytes an unprivileged writer may still use on the database's filesystem; `None` for a
+    /// database without a file, or where it cannot be asked.
+    pub fn free_bytes(&self) -> Option<u64> {
+        if !self.path.is_file() {
+            return None;
+        }
+        #[cfg(unix)]
+        {
+            let stat = nix::sys::statvfs::statvfs(&self.path).ok()?;
+            Some(stat.blocks_available().saturating_mul(stat.fragment_size()))
+        }
+        #[cfg(not(unix))]
+        None
+    }
+
     /// Closes the readers and the writer, checkpointing the WAL. Later writes fail.
     pub async fn close(&self) {
         self.reader.close().await;
