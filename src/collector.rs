@@ -5,6 +5,7 @@
 //! code stops the pass at once, and after 4013 no call is made until the Beijing day rolls over.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -268,6 +269,8 @@ struct PassContext {
     /// Cancelled to stop starting calls: shutdown, an account-level code, the reserve, a store error.
     stop: CancellationToken,
     stop_reason: Mutex<Option<StopReason>>,
+    /// The stop cut short a video that had attempts left after a failure.
+    retries_cut: AtomicBool,
     store_error: Mutex<Option<StoreError>>,
     calls: Mutex<Calls>,
     notifier: Notifier,
@@ -280,6 +283,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl PassContext {
+    /// `end` for a video whose course the stop cut short; remembered when retries were left.
+    fn cut_short(&self, end: VideoEnd) -> VideoEnd {
+        if matches!(end, VideoEnd::Failed) {
+            self.retries_cut.store(true, Ordering::Relaxed);
+        }
+        end
+    }
+
     /// Stops the pass for `reason`; the first reason given is the one reported, and only then is
     /// `true` returned.
     fn stop_for(&self, reason: StopReason) -> bool {
@@ -397,6 +408,7 @@ impl Collector {
             ),
             stop: shutdown.child_token(),
             stop_reason: Mutex::new(None),
+            retries_cut: AtomicBool::new(false),
             store_error: Mutex::new(None),
             calls: Mutex::new(Calls::default()),
             notifier: self.notifier.clone(),
@@ -436,7 +448,8 @@ impl Collector {
             return Err(PassError::Store(error));
         }
         let stop = lock(&ctx.stop_reason).clone().or_else(|| {
-            (shutdown.is_cancelled() && totals.skipped > 0).then_some(StopReason::Shutdown)
+            let cut = totals.skipped > 0 || ctx.retries_cut.load(Ordering::Relaxed);
+            (shutdown.is_cancelled() && cut).then_some(StopReason::Shutdown)
         });
         totals.stopped_by = stop.as_ref().map(StopReason::key);
         let finished_at = Utc::now();
@@ -566,17 +579,17 @@ async fn collect_video(
             Some(held) => held,
             None => tokio::select! {
                 held = ctx.pace.acquire() => held,
-                () = ctx.stop.cancelled() => return end,
+                () = ctx.stop.cancelled() => return ctx.cut_short(end),
             },
         };
         // The rate comes before the quota ticket: a call admitted by the quota guard must not
         // then wait, and be cancelled, while a later one finds the reserve reached.
         tokio::select! {
             () = ctx.rate.until_ready() => {},
-            () = ctx.stop.cancelled() => return end,
+            () = ctx.stop.cancelled() => return ctx.cut_short(end),
         }
         if ctx.stop.is_cancelled() {
-            return end;
+            return ctx.cut_short(end);
         }
         let ticket = match ctx.guard.try_begin(Utc::now()) {
             Ok(ticket) => ticket,
@@ -696,7 +709,7 @@ async fn collect_video(
         if attempt < ctx.options.max_attempts {
             tokio::select! {
                 () = tokio::time::sleep(delay) => {},
-                () = ctx.stop.cancelled() => return end,
+                () = ctx.stop.cancelled() => return ctx.cut_short(end),
             }
         }
     }

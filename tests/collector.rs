@@ -813,3 +813,38 @@ async fn an_enormous_account_pause_is_capped_instead_of_overflowing() {
         next.stop
     );
 }
+
+#[tokio::test]
+async fn a_shutdown_while_a_video_waits_for_its_retry_stops_the_pass_as_shutdown() {
+    let h = harness(
+        SimulatorConfig::default(),
+        &[("RETRY__BASE_DELAY", "30s"), ("RETRY__MAX_DELAY", "30s")],
+    )
+    .await;
+    h.watch(&[ID_A]).await;
+    h.simulator
+        .script(ID_A, vec![Scripted::Code("4000".into())]);
+    let shutdown = CancellationToken::new();
+    let collector = h.collector();
+    let cancel_when_waiting = async {
+        while h.simulator.stats().requests == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The failed attempt is being stored; its video then waits 30 s for the retry.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        shutdown.cancel();
+    };
+    let (report, ()) = tokio::join!(
+        collector.run_pass(Trigger::Fetch, None, &shutdown),
+        cancel_when_waiting
+    );
+    let report = report.expect("pass");
+    assert_eq!(report.totals.failed, 1, "{}", report.summary());
+    assert_eq!(
+        report.totals.stopped_by.as_deref(),
+        Some("shutdown"),
+        "a retry was left undone: {}",
+        report.summary()
+    );
+    assert_eq!(h.simulator.stats().requests, 1);
+}
