@@ -509,6 +509,29 @@ fn one_4005_stop_pauses_calls_for_retry_account_pause_even_with_calls_in_flight(
          retry.account_pause (60s): {pauses:?}",
         longest.num_seconds()
     );
+
+    // The secret fixed, the pause still holds calls back until `resume` lifts it.
+    env.set("API__SECRET", "S");
+    let paused = env.run(&["fetch"]);
+    assert_eq!(paused.code, Some(3), "{paused:?}");
+    assert_eq!(sim.stats().requests, requests, "no call while paused");
+    let resumed = env.run(&["resume"]);
+    assert_eq!(resumed.code, Some(0), "{resumed:?}");
+    assert!(
+        resumed.stdout.contains("lifted the pause") && resumed.stdout.contains("4005"),
+        "{resumed:?}"
+    );
+    let fetched = env.run(&["fetch"]);
+    assert_eq!(fetched.code, Some(0), "{fetched:?}");
+    assert!(fetched.stdout.contains("5 ok"), "{fetched:?}");
+    assert_eq!(sim.stats().requests, requests + 5);
+    let again = env.run(&["resume"]);
+    assert!(again.stdout.contains("no pause in force"), "{again:?}");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM pauses"),
+        pauses.len() as i64,
+        "a lifted pause stays in the history"
+    );
 }
 
 #[test]
@@ -548,6 +571,13 @@ fn fetch_after_4013_pauses_calls_until_the_beijing_day_rolls_over_across_process
         assert_eq!(cause, "quota_exceeded");
         assert_eq!(code.as_deref(), Some("4013"));
     }
+    // `resume` lifts pauses after account errors, not this one: the count is onebound's.
+    let resume = env.run(&["resume"]);
+    assert_eq!(resume.code, Some(0), "{resume:?}");
+    assert!(resume.stdout.contains("stays"), "{resume:?}");
+    let still: Vec<(String, String, Option<String>)> =
+        db.rows("SELECT until, cause, error_code FROM pauses");
+    assert_eq!(still, pauses);
 
     let quota = env.run(&["quota", "--json"]);
     assert_eq!(quota.code, Some(0), "{quota:?}");

@@ -96,7 +96,10 @@ enum Command {
     },
     /// Delete call-log rows older than the retention settings now (snapshots are kept).
     Prune,
-    /// Exit 0 when the database answers and a pass completed within twice the schedule interval.
+    /// Lift a pause after an account-level error now (once the key or secret is fixed): the next
+    /// pass sends one call first, and pauses again if the account still fails.
+    Resume,
+    /// Exit 0 when the database answers and fewer than 3 cron ticks have come since the last pass.
     Healthcheck,
     /// Write snapshots, fetches or quota samples as CSV or JSON Lines (streamed).
     Export(export::ExportArgs),
@@ -283,6 +286,7 @@ async fn run_with_settings(command: Command, settings: Settings) -> Result<ExitC
         }
         Command::Healthcheck => healthcheck(&settings, &store).await,
         Command::Prune => prune(&settings, &store).await,
+        Command::Resume => resume(&store).await,
         Command::Simulate(_)
         | Command::Demo(_)
         | Command::Config { .. }
@@ -372,6 +376,41 @@ async fn prune(settings: &Settings, store: &Store) -> Result<ExitCode, Failure> 
         pruned.fetches,
         pruned.quota_samples
     )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn resume(store: &Store) -> Result<ExitCode, Failure> {
+    let ended = store
+        .end_pauses(chrono::Utc::now())
+        .await
+        .map_err(anyhow::Error::from)?;
+    if ended.is_empty() {
+        match store
+            .active_pause(chrono::Utc::now())
+            .await
+            .map_err(anyhow::Error::from)?
+        {
+            Some(pause) => outln!(
+                "the pause until {} ({}) stays: the daily max was reached, and onebound's count \
+                 starts again at Beijing midnight",
+                pause.until,
+                pause.cause
+            )?,
+            None => outln!("no pause in force: passes make their calls")?,
+        }
+    }
+    for pause in &ended {
+        outln!(
+            "lifted the pause until {} ({}{}): the next pass sends one call first",
+            pause.until,
+            pause.cause,
+            pause
+                .error_code
+                .as_deref()
+                .map(|code| format!(" after {code}"))
+                .unwrap_or_default()
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

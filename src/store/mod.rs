@@ -992,6 +992,33 @@ impl Store {
         Ok(())
     }
 
+    /// Ends every pause after an account-level error still in force at `now` (their rows stay,
+    /// with `until` moved to `now`) and returns them as they were. A pause after 4013 (the daily
+    /// max reached) is left: it ends at Beijing midnight, when onebound's count starts again.
+    pub async fn end_pauses(&self, now: DateTime<Utc>) -> Result<Vec<Pause>, StoreError> {
+        let mut writer = self.writer().await.map_err(step("ending pauses"))?;
+        let now = timestamp(now);
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(step("ending pauses"))?;
+        let ended: Vec<Pause> = sqlx::query_as(
+            "SELECT created_at, until, cause, error_code, message FROM pauses \
+             WHERE until > ? AND cause = 'account_error' ORDER BY id",
+        )
+        .bind(&now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(step("ending pauses"))?;
+        sqlx::query("UPDATE pauses SET until = ?1 WHERE until > ?1 AND cause = 'account_error'")
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(step("ending pauses"))?;
+        tx.commit().await.map_err(step("ending pauses"))?;
+        Ok(ended)
+    }
+
     /// Account-error pauses recorded since the last successful fetch (for their backoff). The
     /// newest fetch is found from the end of `fetches`, not by reading all of it.
     pub async fn account_pauses_since_last_success(&self) -> Result<u32, StoreError> {
