@@ -159,17 +159,20 @@ pub(crate) fn out(text: impl std::fmt::Display) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     write!(stdout, "{text}")
         .and_then(|()| stdout.flush())
-        .map_err(|e| Failure::Other(anyhow::Error::new(e).context("cannot write to stdout")))
+        .map_err(|e| {
+            Failure::Other(if e.kind() == std::io::ErrorKind::BrokenPipe {
+                anyhow::Error::new(ReaderGone)
+            } else {
+                anyhow::Error::new(e).context("cannot write to stdout")
+            })
+        })
 }
 
-/// Whether `error` is stdout's reader having gone (`douyin-watch failures | head`): the reader
-/// has what it wanted, so that is no failure.
-fn reader_gone(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
-        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-}
+/// stdout's reader has gone (`douyin-watch failures | head`): it has what it wanted, so that is
+/// no failure. Only a report's own write says so; a broken pipe elsewhere is a real error.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout was closed by its reader")]
+struct ReaderGone;
 
 /// How long the runtime waits for blocking tasks once the command is done.
 const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -202,7 +205,7 @@ pub fn main() -> ExitCode {
             eprintln!("error: {}", error_chain(e.as_ref()));
             ExitCode::from(2)
         }
-        Err(Failure::Other(e)) if reader_gone(&e) => ExitCode::SUCCESS,
+        Err(Failure::Other(e)) if e.is::<ReaderGone>() => ExitCode::SUCCESS,
         Err(Failure::Other(e)) => {
             tracing::error!(error = %error_chain(e.as_ref()), "failed");
             eprintln!("error: {}", error_chain(e.as_ref()));
