@@ -8,6 +8,9 @@ use chrono::{DateTime, Duration, Timelike, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 
+/// The longest wall-clock time a change of clocks repeats (an hour; 30 minutes on Lord Howe).
+const REPEATED_TIME_SECONDS: u32 = 3600;
+
 /// A 6-field cron expression (seconds first) read in a time zone.
 #[derive(Debug, Clone)]
 pub struct CronSchedule {
@@ -36,8 +39,26 @@ impl CronSchedule {
         let tick = self
             .cron
             .find_next_occurrence(&second.with_timezone(&self.timezone), false)
-            .ok()?;
-        Some(tick.with_timezone(&Utc))
+            .ok()?
+            .with_timezone(&Utc);
+        if tick > after {
+            return Some(tick);
+        }
+        // `after` is in the hour repeated when clocks go back, and croner read the wall-clock
+        // time it found as its first occurrence, which is past. Look second by second (each
+        // second's wall-clock time is unambiguous from UTC) through what is left of the repeat.
+        let mut candidate = second;
+        for _ in 0..REPEATED_TIME_SECONDS {
+            candidate += Duration::seconds(1);
+            if self
+                .cron
+                .is_time_matching(&candidate.with_timezone(&self.timezone))
+                .unwrap_or(false)
+            {
+                return Some(candidate);
+            }
+        }
+        self.next_after(candidate)
     }
 
     /// The ticks in `[from, to)`, in order, at most `limit` of them.
@@ -52,7 +73,7 @@ impl CronSchedule {
         let mut after = from - Duration::nanoseconds(1);
         while ticks.len() < limit {
             match self.next_after(after) {
-                Some(tick) if tick < to => {
+                Some(tick) if tick < to && tick > after => {
                     ticks.push(tick);
                     after = tick;
                 }
@@ -124,6 +145,38 @@ mod tests {
         assert!(
             ticks.windows(2).all(|w| w[1] - w[0] >= Duration::hours(23)),
             "{ticks:?}"
+        );
+    }
+
+    #[test]
+    fn the_hour_repeated_when_clocks_go_back_gives_only_later_ticks() {
+        // Berlin, 2026-10-25: 03:00 CEST (01:00 UTC) becomes 02:00 CET, so 02:00–02:59 local
+        // comes twice: 00:00–00:59 UTC and 01:00–01:59 UTC.
+        for expression in [
+            "0 */30 * * * *",
+            "0 30 2 * * *",
+            "* * * * * *",
+            "0 0 * * * *",
+        ] {
+            let schedule = CronSchedule::parse(expression, Berlin).expect("valid");
+            let mut instant = at("2026-10-24T23:50:00Z");
+            while instant < at("2026-10-25T02:10:00Z") {
+                let next = schedule.next_after(instant).expect("a next tick");
+                assert!(next > instant, "{expression}: after {instant} came {next}");
+                instant += Duration::seconds(97);
+            }
+        }
+        // Started in the repeated hour, every half hour: 02:30 CET (01:30 UTC) is next, not the
+        // 02:30 CEST that is past.
+        let half_hourly = CronSchedule::parse("0 */30 * * * *", Berlin).expect("valid");
+        assert_eq!(
+            half_hourly.next_after(at("2026-10-25T01:10:00Z")),
+            Some(at("2026-10-25T01:30:00Z"))
+        );
+        let ticks = half_hourly.ticks(at("2026-10-25T01:05:00Z"), at("2026-10-25T02:05:00Z"), 10);
+        assert_eq!(
+            ticks,
+            [at("2026-10-25T01:30:00Z"), at("2026-10-25T02:00:00Z")]
         );
     }
 
