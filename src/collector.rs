@@ -182,7 +182,7 @@ pub struct PassOptions {
     pub not_found_recheck: Duration,
     /// Warn once a Beijing day when today's calls reach this fraction of the max.
     pub warn_at: f64,
-    /// A pass makes no call while the database's disk has fewer bytes free (0: never checked).
+    /// A pass does not start while the database's disk has fewer bytes free (0: never checked).
     pub min_free_bytes: u64,
 }
 
@@ -356,7 +356,7 @@ impl Collector {
     ) -> Result<PassReport, PassError> {
         // One pass at a time per database, across processes: two would call for the same
         // videos and each keep `quota.reserve` only against its own calls.
-        let Some(_claim) = self.store.claim_pass()? else {
+        let Some(_claim) = self.store.claim_pass() else {
             return Err(PassError::AnotherPassRunning);
         };
         if let Some(free) = self.store.free_bytes()

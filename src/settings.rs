@@ -467,7 +467,7 @@ impl Settings {
             }
             // What older releases' `config show` printed, saved as a config file: sending it
             // would be answered with 4005 and pause the account.
-            if self.api.key.starts_with("**") {
+            if self.api.key.starts_with('*') {
                 return Err(invalid(
                     "api.key",
                     "is shortened with *, as `config show` prints it: set the whole key",
@@ -962,6 +962,14 @@ mod tests {
             (
                 [
                     ("DOUYIN_WATCH__API__KEY", "********efgh"),
+                    ("DOUYIN_WATCH__API__SECRET", "s3"),
+                ],
+                "api.key",
+            ),
+            (
+                // A 5-character key kept 4: one star.
+                [
+                    ("DOUYIN_WATCH__API__KEY", "*bcde"),
                     ("DOUYIN_WATCH__API__SECRET", "s3"),
                 ],
                 "api.key",

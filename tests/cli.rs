@@ -578,6 +578,32 @@ fn fetch_after_4013_pauses_calls_until_the_beijing_day_rolls_over_across_process
     let still: Vec<(String, String, Option<String>)> =
         db.rows("SELECT until, cause, error_code FROM pauses");
     assert_eq!(still, pauses);
+    // With an account pause beside it, that one is lifted and the 4013 one still named.
+    rusqlite::Connection::open(env.db_path())
+        .and_then(|c| {
+            c.execute(
+                "INSERT INTO pauses (created_at, until, cause, error_code, message) \
+                 SELECT created_at, until, 'account_error', '4005', 'bad secret' FROM pauses \
+                 LIMIT 1",
+                [],
+            )
+        })
+        .expect("an account pause");
+    let both = env.run(&["resume"]);
+    assert!(
+        both.stdout.contains("lifted the pause") && both.stdout.contains("stays"),
+        "{both:?}"
+    );
+    assert!(!both.stdout.contains("sends one call first"), "{both:?}");
+    // A script that closed fetch's stdout still learns from the exit code that it stopped.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let closed = env
+        .command(&["fetch"])
+        .stdout(writer)
+        .output()
+        .expect("fetch runs");
+    assert_eq!(closed.status.code(), Some(3), "{closed:?}");
 
     let quota = env.run(&["quota", "--json"]);
     assert_eq!(quota.code, Some(0), "{quota:?}");

@@ -387,24 +387,9 @@ async fn resume(store: &Store) -> Result<ExitCode, Failure> {
         .end_pauses(chrono::Utc::now())
         .await
         .map_err(anyhow::Error::from)?;
-    if ended.is_empty() {
-        match store
-            .active_pause(chrono::Utc::now())
-            .await
-            .map_err(anyhow::Error::from)?
-        {
-            Some(pause) => outln!(
-                "the pause until {} ({}) stays: the daily max was reached, and onebound's count \
-                 starts again at Beijing midnight",
-                pause.until,
-                pause.cause
-            )?,
-            None => outln!("no pause in force: passes make their calls")?,
-        }
-    }
     for pause in &ended {
         outln!(
-            "lifted the pause until {} ({}{}): the next pass sends one call first",
+            "lifted the pause until {} ({}{})",
             pause.until,
             pause.cause,
             pause
@@ -413,6 +398,20 @@ async fn resume(store: &Store) -> Result<ExitCode, Failure> {
                 .map(|code| format!(" after {code}"))
                 .unwrap_or_default()
         )?;
+    }
+    match store
+        .active_pause(chrono::Utc::now())
+        .await
+        .map_err(anyhow::Error::from)?
+    {
+        Some(pause) => outln!(
+            "the pause until {} ({}) stays: the daily max was reached, and onebound's count \
+             starts again at Beijing midnight",
+            pause.until,
+            pause.cause
+        )?,
+        None if ended.is_empty() => outln!("no pause in force: passes make their calls")?,
+        None => outln!("the next pass sends one call first, and pauses again if it fails")?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -484,11 +483,15 @@ async fn fetch(settings: &Settings, store: Store, ids: Vec<String>) -> Result<Ex
         delivery.finish(settings.shutdown.grace).await;
     }
     let report = report.map_err(anyhow::Error::from)?;
-    outln!("{}", report.summary())?;
-    Ok(match &report.stop {
+    let code = match &report.stop {
         Some(stop) if stop.is_account_or_quota() => ExitCode::from(EXIT_STOPPED),
         _ => ExitCode::SUCCESS,
-    })
+    };
+    match outln!("{}", report.summary()) {
+        // A script that closed our stdout still learns from the exit code how the pass ended.
+        Err(Failure::Other(e)) if e.is::<ReaderGone>() => Ok(code),
+        written => written.map(|()| code),
+    }
 }
 
 /// A progress bar on stderr when it is a terminal; none when output goes to a file or pipe.

@@ -109,13 +109,6 @@ pub enum StoreError {
     /// Storing fetches failed.
     #[error("database error while storing a fetch: {0}")]
     Write(#[source] rusqlite::Error),
-    /// The file that marks a pass running could not be opened or locked.
-    #[error("cannot lock {path} to run a pass: {source}")]
-    PassLock {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// The right to run a pass on the database, held until dropped (see [`Store::claim_pass`]).
@@ -545,28 +538,39 @@ impl Store {
     /// Claims the right to run a pass on this database, across processes: an exclusive lock on
     /// `<database>.pass-lock`, released when the claim is dropped (or its process ends, however).
     /// `None` when another pass holds it.
-    pub fn claim_pass(&self) -> Result<Option<PassClaim>, StoreError> {
+    pub fn claim_pass(&self) -> Option<PassClaim> {
         // An in-memory database is this process's alone.
         if !self.path.is_file() {
-            return Ok(Some(PassClaim { _file: None }));
+            return Some(PassClaim { _file: None });
         }
         let mut lock_path = self.path.clone().into_os_string();
         lock_path.push(".pass-lock");
         let lock_path = std::path::PathBuf::from(lock_path);
-        let failed = |source| StoreError::PassLock {
-            path: lock_path.display().to_string(),
-            source,
+        // Where no lock can be had (a filesystem without file locks, a folder this process
+        // cannot write), the pass runs unguarded rather than never: the guard is against a
+        // second process, the pass's own writes decide whether it can work.
+        let unguarded = |error: std::io::Error| {
+            tracing::warn!(
+                path = %lock_path.display(),
+                error = %error,
+                "cannot lock the pass-lock file; this pass is not guarded against another \
+                 process's pass on the same database"
+            );
+            Some(PassClaim { _file: None })
         };
-        let file = std::fs::OpenOptions::new()
+        let file = match std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(failed)?;
+        {
+            Ok(file) => file,
+            Err(error) => return unguarded(error),
+        };
         match file.try_lock() {
-            Ok(()) => Ok(Some(PassClaim { _file: Some(file) })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(source)) => Err(failed(source)),
+            Ok(()) => Some(PassClaim { _file: Some(file) }),
+            Err(std::fs::TryLockError::WouldBlock) => None,
+            Err(std::fs::TryLockError::Error(error)) => unguarded(error),
         }
     }
 
