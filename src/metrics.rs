@@ -47,13 +47,17 @@ pub const QUOTA_EXPIRY: &str = "douyin_watch_quota_expiry_timestamp_seconds";
 pub const QUOTA_RESET: &str = "douyin_watch_quota_reset_seconds";
 /// Watched (active) videos, by `status`.
 pub const VIDEOS: &str = "douyin_watch_videos";
+/// Unix time calls are paused until (after an account-level code or 4013); 0 when not paused.
+/// A paused collector still completes its passes (they stop at once), so `/healthz` stays 200:
+/// alert on this instead.
+pub const PAUSED_UNTIL: &str = "douyin_watch_calls_paused_until_timestamp_seconds";
 /// Webhook notifications that could not be delivered after their retries.
 pub const NOTIFICATIONS_FAILED: &str = "douyin_watch_notifications_failed_total";
 /// Webhook notifications delivered.
 pub const NOTIFICATIONS_SENT: &str = "douyin_watch_notifications_sent_total";
 
 /// Every metric name this program exports (the dashboard may query only these).
-pub const ALL: [&str; 15] = [
+pub const ALL: [&str; 16] = [
     CALLS,
     CHARGED_CALLS,
     NEW_VERSIONS,
@@ -66,6 +70,7 @@ pub const ALL: [&str; 15] = [
     QUOTA_EXPIRY,
     QUOTA_RESET,
     VIDEOS,
+    PAUSED_UNTIL,
     NOTIFICATIONS_FAILED,
     NOTIFICATIONS_SENT,
     "douyin_watch_up",
@@ -115,6 +120,10 @@ fn describe() {
         "Seconds until the quota resets (Beijing midnight)"
     );
     metrics::describe_gauge!(VIDEOS, "Watched videos by status");
+    metrics::describe_gauge!(
+        PAUSED_UNTIL,
+        "Unix time calls are paused until (0: not paused)"
+    );
     metrics::describe_counter!(NOTIFICATIONS_SENT, "Webhook notifications delivered");
     metrics::describe_counter!(NOTIFICATIONS_FAILED, "Webhook notifications given up on");
     metrics::describe_gauge!("douyin_watch_up", "1 while the daemon serves metrics");
@@ -188,6 +197,11 @@ pub async fn refresh_gauges(store: &Store, now: DateTime<Utc>) {
             for (status, count) in figures.videos_by_status {
                 gauge!(VIDEOS, "status" => status).set(count as f64);
             }
+            gauge!(PAUSED_UNTIL).set(
+                figures
+                    .paused_until
+                    .map_or(0.0, |until| until.timestamp() as f64),
+            );
         }
         Err(error) => warn!(%error, "cannot refresh the metrics from the database"),
     }

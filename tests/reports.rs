@@ -854,4 +854,23 @@ async fn the_quota_gauges_start_a_new_beijing_day_at_zero() {
         .await;
     let figures = db.store.gauge_figures(Utc::now()).await.expect("figures");
     assert_eq!((figures.today, figures.max), (Some(3), Some(12000)));
+    assert_eq!(figures.paused_until, None);
+
+    // A pause in force is a gauge of its own: passes it stops still complete.
+    let until = Utc::now() + Duration::hours(1);
+    db.store
+        .insert_pause(&douyin_watch::store::Pause {
+            created_at: timestamp(Utc::now()),
+            until: timestamp(until),
+            cause: "account_error".to_owned(),
+            error_code: Some("4005".to_owned()),
+            message: "bad secret".to_owned(),
+        })
+        .await
+        .expect("pause");
+    let figures = db.store.gauge_figures(Utc::now()).await.expect("figures");
+    assert_eq!(
+        figures.paused_until.map(|t| t.timestamp_millis()),
+        Some(until.timestamp_millis())
+    );
 }

@@ -463,6 +463,8 @@ pub struct GaugeFigures {
     pub expires_on: Option<NaiveDate>,
     /// Active videos per status, every status listed (zero included).
     pub videos_by_status: Vec<(String, i64)>,
+    /// When the pause of calls in force ends, if one is.
+    pub paused_until: Option<DateTime<Utc>>,
 }
 
 /// Failed attempts grouped by code, for `failures`.
@@ -1133,11 +1135,16 @@ impl Store {
             let count: i64 = row.try_get("videos").map_err(step("counting videos"))?;
             videos_by_status.push((status, count));
         }
+        let paused_until = self
+            .active_pause(now)
+            .await?
+            .and_then(|pause| parse_timestamp(&pause.until));
         Ok(GaugeFigures {
             today,
             max,
             expires_on: expires_on.and_then(|d| d.parse().ok()),
             videos_by_status,
+            paused_until,
         })
     }
 
