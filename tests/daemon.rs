@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use nix::sys::signal::Signal;
-use support::{SimProcess, TestEnv, ids, poll_until};
+use support::{ChildGuard, SimProcess, TestEnv, ids, poll_until};
 
 /// A cron expression that does not fire during a test (midnight, January 1st).
 const NEVER: &str = "0 0 0 1 1 *";
@@ -102,17 +102,8 @@ fn scheduled_passes_run_on_the_cron_and_sigterm_exits_cleanly() {
     );
 }
 
-#[test]
-fn sigterm_during_a_pass_lets_calls_in_flight_finish_within_the_grace() {
-    let sim = SimProcess::start(&["--latency", "1s"]);
-    let mut env = TestEnv::new();
-    env.set("API__BASE_URL", &sim.base_url())
-        .set("API__CONCURRENCY", "2")
-        .set("SHUTDOWN__GRACE", "3s")
-        .set("SCHEDULE__CRON", NEVER)
-        .set("SCHEDULE__RUN_ON_START", "true");
-    env.watch(&ids(20));
-
+/// Starts the daemon in `env` and returns it once its first pass has stored two fetches.
+fn run_until_two_fetches_are_stored(env: &TestEnv) -> ChildGuard {
     let mut daemon = env.spawn(&["run"]);
     let db = env.db();
     let started = poll_until(Duration::from_secs(20), || {
@@ -124,6 +115,22 @@ fn sigterm_during_a_pass_lets_calls_in_flight_finish_within_the_grace() {
         "no fetch within 20 s: {}",
         daemon.stderr()
     );
+    daemon
+}
+
+#[test]
+fn sigterm_during_a_pass_lets_calls_in_flight_finish_within_the_grace() {
+    let sim = SimProcess::start(&["--latency", "1s"]);
+    let mut env = TestEnv::new();
+    env.set("API__BASE_URL", &sim.base_url())
+        .set("API__CONCURRENCY", "2")
+        .set("SHUTDOWN__GRACE", "3s")
+        .set("SCHEDULE__CRON", NEVER)
+        .set("SCHEDULE__RUN_ON_START", "true");
+    env.watch(&ids(20));
+
+    let mut daemon = run_until_two_fetches_are_stored(&env);
+    let db = env.db();
     assert_eq!(
         db.count("SELECT COUNT(*) FROM passes WHERE finished_at IS NULL"),
         1,
@@ -186,17 +193,8 @@ fn sigterm_exits_soon_after_the_grace_while_another_process_holds_the_write_lock
         .set("SCHEDULE__RUN_ON_START", "true");
     env.watch(&ids(20));
 
-    let mut daemon = env.spawn(&["run"]);
+    let mut daemon = run_until_two_fetches_are_stored(&env);
     let db = env.db();
-    let started = poll_until(Duration::from_secs(20), || {
-        assert!(daemon.try_wait().is_none(), "{}", daemon.stderr());
-        (db.count_or_zero("SELECT COUNT(*) FROM fetches") >= 2).then_some(())
-    });
-    assert!(
-        started.is_some(),
-        "no fetch within 20 s: {}",
-        daemon.stderr()
-    );
     let stored = db.count("SELECT COUNT(*) FROM fetches");
     // Someone's long write transaction (a backup tool, a hand-run UPDATE): the daemon's writes
     // now wait on SQLite's busy timeout.

@@ -567,25 +567,19 @@ async fn latest_snapshots_follow_every_write_to_snapshots() {
     }
 }
 
-#[tokio::test]
-async fn a_database_from_before_the_compact_tables_upgrades_with_every_row_intact() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// A database in `dir` with the schema douyin-watch shipped before migration `first_left_out`
+/// (its number, "0003"), made by its own migrator from the migrations before it.
+async fn database_as_shipped_before(dir: &tempfile::TempDir, first_left_out: &str) -> SqlitePool {
     std::fs::create_dir_all(dir.path().join("nested/folder")).expect("folder");
-    // The schema as douyin-watch shipped it before migration 0003, by its own migrator.
     let shipped = tempfile::tempdir().expect("tempdir");
-    for name in [
-        "0001_initial.sql",
-        "0002_latest_snapshots_and_failure_index.sql",
-    ] {
-        std::fs::copy(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("migrations")
-                .join(name),
-            shipped.path().join(name),
-        )
-        .expect("copy migration");
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for entry in std::fs::read_dir(&migrations).expect("migrations") {
+        let name = entry.expect("entry").file_name();
+        if name.to_string_lossy().as_ref() < first_left_out {
+            std::fs::copy(migrations.join(&name), shipped.path().join(&name)).expect("copy");
+        }
     }
-    let pool = SqlitePool::connect_with(options(&dir).create_if_missing(true))
+    let pool = SqlitePool::connect_with(options(dir).create_if_missing(true))
         .await
         .expect("connect");
     sqlx::migrate::Migrator::new(shipped.path())
@@ -593,7 +587,14 @@ async fn a_database_from_before_the_compact_tables_upgrades_with_every_row_intac
         .expect("migrations")
         .run(&pool)
         .await
-        .expect("migrate to 0002");
+        .unwrap_or_else(|e| panic!("migrate to before {first_left_out}: {e}"));
+    pool
+}
+
+#[tokio::test]
+async fn a_database_from_before_the_compact_tables_upgrades_with_every_row_intact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pool = database_as_shipped_before(&dir, "0003").await;
     // Rows as the old writer stored them: two versions of one video, one of another, a sample
     // per fetch (one with an api_info the view cannot rebuild), sample ids unlike fetch ids.
     sqlx::raw_sql(
@@ -670,25 +671,7 @@ async fn a_database_from_before_the_compact_tables_upgrades_with_every_row_intac
 #[tokio::test]
 async fn an_unusable_success_answer_is_known_by_its_key_after_the_upgrade() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("nested/folder")).expect("folder");
-    // The schema as shipped before migration 0008, by its own migrator.
-    let shipped = tempfile::tempdir().expect("tempdir");
-    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    for entry in std::fs::read_dir(&migrations).expect("migrations") {
-        let name = entry.expect("entry").file_name();
-        if name.to_string_lossy().as_ref() < "0008" {
-            std::fs::copy(migrations.join(&name), shipped.path().join(&name)).expect("copy");
-        }
-    }
-    let pool = SqlitePool::connect_with(options(&dir).create_if_missing(true))
-        .await
-        .expect("connect");
-    sqlx::migrate::Migrator::new(shipped.path())
-        .await
-        .expect("migrations")
-        .run(&pool)
-        .await
-        .expect("migrate to 0007");
+    let pool = database_as_shipped_before(&dir, "0008").await;
     // As the old writer stored them: the key of a 0000 failure lost in `last_error_code`.
     sqlx::raw_sql(
         "INSERT INTO videos (video_id, added_at, status, last_error_code) VALUES \
