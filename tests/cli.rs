@@ -900,6 +900,15 @@ fn the_demo_from_the_readme_runs_its_passes_and_shows_the_results() {
     ] {
         env.unset(key);
     }
+    // A config file named in the environment is for the user's own collector, not the demo's.
+    let elsewhere = env.dir.path().join("elsewhere.db");
+    let config = env.dir.path().join("collector.toml");
+    std::fs::write(
+        &config,
+        format!("[database]\nurl = \"sqlite://{}\"\n", elsewhere.display()),
+    )
+    .expect("config");
+    env.set_var("DOUYIN_WATCH_CONFIG", &config.display().to_string());
     let folder = env.dir.path().join("demo");
     let demo = env.run(&[
         "demo",
@@ -943,6 +952,52 @@ fn the_demo_from_the_readme_runs_its_passes_and_shows_the_results() {
         db.count("SELECT COUNT(*) FROM passes WHERE finished_at IS NOT NULL"),
         2
     );
+    assert!(!elsewhere.exists(), "the demo keeps to its own database");
+}
+
+#[test]
+fn demo_and_simulate_refuse_settings_they_would_ignore() {
+    let env = TestEnv::new();
+    let folder = env.dir.path().join("demo");
+    let config = env.dir.path().join("collector.toml");
+    std::fs::write(&config, "").expect("config");
+    let folder_arg = folder.display().to_string();
+    let config_arg = config.display().to_string();
+    for (args, flag) in [
+        (
+            vec![
+                "--database",
+                "sqlite:///tmp/x.db",
+                "demo",
+                "--dir",
+                &folder_arg,
+            ],
+            "--database",
+        ),
+        (
+            vec!["demo", "--config", &config_arg, "--dir", &folder_arg],
+            "--config",
+        ),
+        (
+            vec![
+                "simulate",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                "sqlite:///tmp/x.db",
+            ],
+            "--database",
+        ),
+    ] {
+        let refused = env.run(&args);
+        assert_eq!(refused.code, Some(2), "{args:?}: {refused:?}");
+        let line = refused.stderr.trim();
+        assert!(
+            line.starts_with("error: `") && line.contains(flag) && !line.contains('\n'),
+            "{args:?}: {line}"
+        );
+    }
+    assert!(!folder.exists(), "nothing was started");
 }
 
 /// The statements of README's "Some queries you might run", comments left in.

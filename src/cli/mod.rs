@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -49,6 +49,46 @@ pub struct Cli {
     database: Option<String>,
     #[command(subcommand)]
     command: Command,
+    /// Whether `--config` was given on the command line rather than by `DOUYIN_WATCH_CONFIG`.
+    #[arg(skip)]
+    config_on_command_line: bool,
+}
+
+impl Cli {
+    /// Parses the process's arguments (exiting with clap's message on bad usage).
+    fn from_process() -> Cli {
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        cli.config_on_command_line =
+            matches.value_source("config") == Some(clap::parser::ValueSource::CommandLine);
+        cli
+    }
+
+    /// `demo` and `simulate` bring their own settings and database: a `--config` or
+    /// `--database` given to them would be silently ignored, so it is refused. A config file
+    /// named by `DOUYIN_WATCH_CONFIG` is the environment's, not this command's, and is let be.
+    fn refuse_settings_for_self_contained_commands(&self) -> Result<(), Failure> {
+        let name = match self.command {
+            Command::Demo(_) => "demo",
+            Command::Simulate(_) => "simulate",
+            _ => return Ok(()),
+        };
+        let flag = if self.database.is_some() {
+            "--database"
+        } else if self.config_on_command_line {
+            "--config"
+        } else {
+            return Ok(());
+        };
+        let instead = if name == "demo" {
+            " (`demo --dir DIR` keeps its database in DIR)"
+        } else {
+            " (see `simulate --help` for its options)"
+        };
+        Err(Failure::Usage(anyhow::anyhow!(
+            "`{name}` runs on settings of its own and does not use {flag}{instead}"
+        )))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,7 +223,7 @@ pub const EXIT_STOPPED: u8 = 3;
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     crate::panics::install_hook();
-    let cli = Cli::parse();
+    let cli = Cli::from_process();
     if let Err(e) = crate::panics::configure_failpoints() {
         eprintln!("error: {e}");
         return ExitCode::from(2);
@@ -228,6 +268,7 @@ fn runtime_for(command: &Command) -> tokio::runtime::Builder {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    cli.refuse_settings_for_self_contained_commands()?;
     match cli.command {
         Command::Simulate(args) => {
             init_logging(&LogSettings::default());
