@@ -51,6 +51,37 @@ async fn a_read_only_database_fails_the_pass_before_any_call() {
     assert_eq!(report.totals.fetched_ok, 5);
 }
 
+/// A disk that turns read-only under a running daemon fails each write when it commits (the WAL
+/// cannot be written), after the statement itself went through. A deferred foreign key that no
+/// row satisfies fails a write the same way, at its commit, so the pass's start fails like that.
+#[tokio::test]
+async fn a_write_that_fails_at_commit_fails_the_pass_before_any_call() {
+    let setup = setup(5).await;
+    let guard = rusqlite::Connection::open(setup.db_path()).expect("open");
+    guard
+        .execute_batch(
+            "CREATE TABLE commit_guard_parent (id INTEGER PRIMARY KEY); \
+             CREATE TABLE commit_guard (parent INTEGER \
+               REFERENCES commit_guard_parent (id) DEFERRABLE INITIALLY DEFERRED); \
+             CREATE TRIGGER commits_fail AFTER INSERT ON passes \
+               BEGIN INSERT INTO commit_guard VALUES (-1); END;",
+        )
+        .expect("a write that fails at commit");
+    drop(guard);
+    let store = Store::open(setup.connect_options()).await.expect("store");
+    let error = run_full_pass(&setup.collector_on(store.clone()))
+        .await
+        .expect_err("the pass's start is not stored");
+    let message = douyin_watch::client::error_chain(&error);
+    assert!(message.contains("FOREIGN KEY"), "{message}");
+    assert_eq!(
+        setup.simulator.stats().requests,
+        0,
+        "no paid call before storage works"
+    );
+    store.close().await;
+}
+
 #[tokio::test]
 async fn a_disk_nearly_full_fails_the_pass_before_any_call() {
     // No test can fill a real disk; asking for more free space than any disk has is the same.

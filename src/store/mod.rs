@@ -849,15 +849,18 @@ impl Store {
             .writer()
             .await
             .map_err(step("recording the start of a pass"))?;
-        sqlx::query_scalar(
-            "INSERT INTO passes (trigger, started_at, videos) VALUES (?, ?, ?) RETURNING id",
-        )
-        .bind(trigger)
-        .bind(timestamp(now))
-        .bind(to_i64(videos))
-        .fetch_one(&mut *writer)
-        .await
-        .map_err(step("recording the start of a pass"))
+        // Not `RETURNING id` read with `fetch_one`: sqlx drops the statement after its row, and
+        // an error of the commit that follows (a disk turned read-only) would be lost, with a pass
+        // id that was never stored and paid calls made on it.
+        let inserted =
+            sqlx::query("INSERT INTO passes (trigger, started_at, videos) VALUES (?, ?, ?)")
+                .bind(trigger)
+                .bind(timestamp(now))
+                .bind(to_i64(videos))
+                .execute(&mut *writer)
+                .await
+                .map_err(step("recording the start of a pass"))?;
+        Ok(inserted.last_insert_rowid())
     }
 
     /// Stores a pass's totals when it ends.
