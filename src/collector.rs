@@ -29,7 +29,7 @@ use crate::error_code;
 use crate::metrics;
 use crate::notify::{Event, Notifier};
 use crate::pace::{Pace, Slot};
-use crate::quota::{QuotaGuard, ReserveReached, UsageWarning, next_quota_reset, quota_day};
+use crate::quota::{QuotaGuard, ReserveReached, UsageWarning, quota_day, quota_exceeded_until};
 use crate::settings::Settings;
 use crate::store::{
     AttemptRecord, PassTotals, Pause, QuotaInput, SnapshotInput, Store, StoreError, StoredAttempt,
@@ -271,6 +271,8 @@ struct PassContext {
     stop_reason: Mutex<Option<StopReason>>,
     /// The stop cut short a video that had attempts left after a failure.
     retries_cut: AtomicBool,
+    /// A pause for an account-level answer has been recorded in this pass.
+    account_paused: AtomicBool,
     store_error: Mutex<Option<StoreError>>,
     calls: Mutex<Calls>,
     notifier: Notifier,
@@ -409,6 +411,7 @@ impl Collector {
             stop: shutdown.child_token(),
             stop_reason: Mutex::new(None),
             retries_cut: AtomicBool::new(false),
+            account_paused: AtomicBool::new(false),
             store_error: Mutex::new(None),
             calls: Mutex::new(Calls::default()),
             notifier: self.notifier.clone(),
@@ -700,7 +703,7 @@ async fn collect_video(
             Next::NotFound => return VideoEnd::NotFound,
             Next::GiveUp => return VideoEnd::Failed,
             Next::StopPass => {
-                stop_for_account(&ctx, &verdict, finished_at).await;
+                stop_for_account(&ctx, &verdict, started_at, finished_at).await;
                 return VideoEnd::Failed;
             }
             Next::Retry | Next::SlowDown => VideoEnd::Failed,
@@ -817,19 +820,29 @@ fn account_pause(base: Duration, max: Duration, earlier: u32) -> Duration {
 /// Stops the pass for an account-level code and, for the pass's first stop, records the pause
 /// that keeps later passes quiet: until Beijing midnight after 4013, an exponentially growing one
 /// after the others.
-async fn stop_for_account(ctx: &PassContext, verdict: &Verdict, at: DateTime<Utc>) {
+async fn stop_for_account(
+    ctx: &PassContext,
+    verdict: &Verdict,
+    started_at: DateTime<Utc>,
+    at: DateTime<Utc>,
+) {
     let code = verdict.error_code.clone().unwrap_or_default();
     let meaning = error_code::meaning(&code);
-    let first = ctx.stop_for(StopReason::Account {
+    ctx.stop_for(StopReason::Account {
         code: code.clone(),
         meaning: meaning.clone(),
     });
-    if !first {
-        // Calls that were already in flight answer the same; one pause per stop is enough.
+    // Calls that were already in flight answer the same; one pause per pass is enough. It is
+    // recorded even when the pass was already stopping for another reason (the quota reserve
+    // reached as a 4013 came back): the pause is what holds the next passes.
+    if ctx.account_paused.swap(true, Ordering::SeqCst) {
         return;
     }
     let (cause, until) = if code == "4013" {
-        ("quota_exceeded", next_quota_reset(at))
+        let grace = chrono::TimeDelta::from_std(ctx.options.account_pause)
+            .unwrap_or(chrono::TimeDelta::MAX);
+        let until = quota_exceeded_until(started_at, verdict.server_time.as_deref(), at, grace);
+        ("quota_exceeded", until)
     } else {
         let earlier = match ctx.store.account_pauses_since_last_success().await {
             Ok(earlier) => earlier,

@@ -33,6 +33,39 @@ pub fn quota_day_bounds(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
     (start, end)
 }
 
+/// When calls may start again after a `4013` (the day's quota used up): at the reset that ends
+/// the quota day the answer counted against. That day is the earlier of the call's start and
+/// the answer's `server_time` (onebound's Beijing clock, e.g. `Beijing/2022-09-29 14:25:29`), so
+/// a call sent just before midnight, or a server clock a little behind ours, is not taken for a
+/// `4013` of the new day, which would stop every call until the day after. When that reset has
+/// already passed by the time of the answer, the pause lasts `grace` instead.
+pub fn quota_exceeded_until(
+    started_at: DateTime<Utc>,
+    server_time: Option<&str>,
+    answered_at: DateTime<Utc>,
+    grace: chrono::TimeDelta,
+) -> DateTime<Utc> {
+    let counted_at = server_time
+        .and_then(parse_server_time)
+        .map_or(started_at, |server| server.min(started_at));
+    let reset = next_quota_reset(counted_at);
+    if reset > answered_at {
+        reset
+    } else {
+        answered_at.checked_add_signed(grace).unwrap_or(reset)
+    }
+}
+
+/// onebound's `server_time`, `Beijing/YYYY-MM-DD HH:MM:SS`, as an instant.
+fn parse_server_time(text: &str) -> Option<DateTime<Utc>> {
+    let local = text.strip_prefix("Beijing/")?.trim();
+    let naive = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M:%S").ok()?;
+    Shanghai
+        .from_local_datetime(&naive)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 fn beijing_midnight(day: NaiveDate) -> Option<DateTime<Utc>> {
     // Asia/Shanghai has had no DST since 1991, so midnight always exists exactly once.
     Shanghai
@@ -200,6 +233,67 @@ fn roll_over(known: &mut Known, day: NaiveDate) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_4013_pauses_until_the_end_of_the_quota_day_it_counted_against() {
+        let at = |text: &str| text.parse::<DateTime<Utc>>().expect("instant");
+        let grace = chrono::TimeDelta::minutes(10);
+        // Beijing 15:00: the day's quota is used up; calls wait for Beijing midnight (16:00 UTC).
+        assert_eq!(
+            quota_exceeded_until(
+                at("2026-12-03T07:00:00Z"),
+                Some("Beijing/2026-12-03 15:00:00"),
+                at("2026-12-03T07:00:01Z"),
+                grace
+            ),
+            at("2026-12-03T16:00:00Z")
+        );
+        // Sent at Beijing 00:00:00 by our clock, but onebound's still read 23:59:58: the answer
+        // was the old day's, whose reset has passed. A short pause, not the whole new day.
+        assert_eq!(
+            quota_exceeded_until(
+                at("2026-12-03T16:00:00Z"),
+                Some("Beijing/2026-12-03 23:59:58"),
+                at("2026-12-03T16:00:00.100Z"),
+                grace
+            ),
+            at("2026-12-03T16:10:00.100Z")
+        );
+        // Sent before midnight, answered after it, no server time: the same.
+        assert_eq!(
+            quota_exceeded_until(
+                at("2026-12-03T15:59:59.900Z"),
+                None,
+                at("2026-12-03T16:00:00.300Z"),
+                grace
+            ),
+            at("2026-12-03T16:10:00.300Z")
+        );
+        // A server clock ahead of ours, or a server time that cannot be read, does not move
+        // the day later than the call's start.
+        for server_time in [Some("Beijing/2026-12-04 00:00:05"), Some("yesterday"), None] {
+            assert_eq!(
+                quota_exceeded_until(
+                    at("2026-12-03T15:59:50Z"),
+                    server_time,
+                    at("2026-12-03T15:59:51Z"),
+                    grace
+                ),
+                at("2026-12-03T16:00:00Z"),
+                "{server_time:?}"
+            );
+        }
+        // A 4013 of the new day, well after midnight, waits for the next one.
+        assert_eq!(
+            quota_exceeded_until(
+                at("2026-12-03T16:30:00Z"),
+                Some("Beijing/2026-12-04 00:30:00"),
+                at("2026-12-03T16:30:01Z"),
+                grace
+            ),
+            at("2026-12-04T16:00:00Z")
+        );
+    }
+
     use super::*;
 
     fn utc(text: &str) -> DateTime<Utc> {

@@ -429,7 +429,7 @@ async fn other_account_level_codes_pause_calls_with_a_doubling_backoff() {
         SimulatorConfig::default(),
         &[
             ("API__CONCURRENCY", "1"),
-            ("RETRY__ACCOUNT_PAUSE", "300ms"),
+            ("RETRY__ACCOUNT_PAUSE", "2s"),
             ("RETRY__ACCOUNT_PAUSE_MAX", "1h"),
         ],
     )
@@ -442,6 +442,7 @@ async fn other_account_level_codes_pause_calls_with_a_doubling_backoff() {
     assert_eq!(account_stop_code(&first), Some("4016"), "{:?}", first.stop);
     assert_eq!(h.simulator.stats().requests, 1);
 
+    // The pause is long enough for this pass to start within it on a loaded machine.
     let during = h.pass().await;
     assert!(
         matches!(during.stop, Some(StopReason::Paused { .. })),
@@ -450,7 +451,7 @@ async fn other_account_level_codes_pause_calls_with_a_doubling_backoff() {
     );
     assert_eq!(h.simulator.stats().requests, 1, "no call while paused");
 
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let after = h.pass().await;
     assert_eq!(account_stop_code(&after), Some("4016"), "{:?}", after.stop);
     assert_eq!(
@@ -471,14 +472,14 @@ async fn other_account_level_codes_pause_calls_with_a_doubling_backoff() {
             (until.expect("until") - created.expect("created")).num_milliseconds()
         })
         .collect();
-    assert_eq!(lengths, [300, 600], "the second pause doubles");
+    assert_eq!(lengths, [2000, 4000], "the second pause doubles");
     assert!(
         pauses
             .iter()
             .all(|row| column::<String>(row, "cause") == "account_error")
     );
 
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(4100)).await;
     let recovered = h.pass().await;
     assert_eq!(recovered.totals.fetched_ok, 3, "{}", recovered.summary());
     assert!(recovered.stop.is_none());
@@ -550,6 +551,51 @@ async fn after_4013_no_call_is_made_until_the_beijing_day_rolls_over() {
     let until: String = column(&pause[0], "until");
     let reset = douyin_watch::quota::next_quota_reset(chrono::Utc::now());
     assert_eq!(until, douyin_watch::store::timestamp(reset));
+}
+
+#[tokio::test]
+async fn a_4013_that_comes_back_after_the_reserve_stopped_the_pass_still_pauses_calls() {
+    let h = harness(
+        SimulatorConfig {
+            daily_max: 1000,
+            ..SimulatorConfig::default()
+        },
+        &[
+            ("API__CONCURRENCY", "2"),
+            ("API__RATE_PER_SEC", "1000"),
+            ("QUOTA__RESERVE", "5"),
+        ],
+    )
+    .await;
+    let all = ids(5);
+    h.watch(&all).await;
+    h.simulator.set_today(991);
+    // The first answer tells the quota (992 of 1000); then the second and third calls go out
+    // together, the third and fourth answers reach the reserve (994, plus the second call still
+    // out) while the second call is held; another client of the key spends the rest, and the
+    // second call is answered 4013.
+    h.simulator
+        .script(&all[1], vec![Scripted::Delay(Duration::from_secs(1))]);
+    let spend_the_rest = async {
+        while h.simulator.stats().charged < 3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        h.simulator.set_today(1000);
+    };
+    let (report, ()) = tokio::join!(h.pass(), spend_the_rest);
+    assert!(
+        matches!(report.stop, Some(StopReason::QuotaReserve { .. })),
+        "the reserve stopped the pass first: {:?}",
+        report.stop
+    );
+    assert_eq!(
+        h.scalar("SELECT COUNT(*) FROM fetches WHERE error_code = '4013'")
+            .await,
+        1
+    );
+    let pause = h.rows("SELECT cause, error_code FROM pauses").await;
+    assert_eq!(pause.len(), 1, "the 4013 paused calls");
+    assert_eq!(column::<String>(&pause[0], "cause"), "quota_exceeded");
 }
 
 #[tokio::test]
