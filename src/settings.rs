@@ -105,6 +105,8 @@ pub struct DatabaseSettings {
     pub url: String,
     /// Passes make no call while the database's disk has less free (MiB); 0 never checks.
     pub min_free_mib: u64,
+    /// The write-ahead log is cut back to this size (MiB) once checkpointed.
+    pub wal_max_mib: u64,
 }
 
 /// How to reach onebound and how hard to push it.
@@ -539,7 +541,7 @@ impl Settings {
                 ),
             ));
         }
-        SqliteConnectOptions::from_str(&self.database.url).map_err(|e| {
+        let options = SqliteConnectOptions::from_str(&self.database.url).map_err(|e| {
             invalid(
                 "database.url",
                 format!(
@@ -547,7 +549,14 @@ impl Settings {
                     self.database.url
                 ),
             )
-        })
+        })?;
+        // Without a limit SQLite keeps the log file at the largest size it ever reached, which a
+        // reader holding a transaction open for days can make gigabytes.
+        let wal_max_bytes = self.database.wal_max_mib.saturating_mul(1024 * 1024);
+        Ok(options.pragma(
+            "journal_size_limit",
+            i64::try_from(wal_max_bytes).unwrap_or(i64::MAX).to_string(),
+        ))
     }
 
     /// The time zone cron expressions are read in.

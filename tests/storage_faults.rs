@@ -198,3 +198,62 @@ async fn long_readers_never_make_a_pass_fail() {
     stop.cancel();
     assert!(busy_reader.await.expect("reader") > 0);
 }
+
+/// A reader that keeps one transaction open (a notebook left open over a weekend) stops SQLite
+/// from moving the write-ahead log back into the database, so the log grows; once the reader is
+/// gone, the log is cut back to `database.wal_max_mib` instead of keeping its largest size.
+#[tokio::test]
+async fn the_write_ahead_log_shrinks_back_after_a_long_reader_is_gone() {
+    let h = PassHarness::builder(SimulatorConfig {
+        change_every: Some(1),
+        ..SimulatorConfig::default()
+    })
+    .set("DATABASE__WAL_MAX_MIB", "1")
+    .set("API__CONCURRENCY", "16")
+    .set("API__RATE_PER_SEC", "10000")
+    .start()
+    .await;
+    let ids = ids_starting(71, 300);
+    h.watch(&ids).await;
+    let wal = {
+        let mut path = h.db_path().into_os_string();
+        path.push("-wal");
+        std::path::PathBuf::from(path)
+    };
+    let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+
+    let reader = rusqlite::Connection::open(h.db_path()).expect("reader");
+    reader
+        .execute_batch("BEGIN; SELECT COUNT(*) FROM videos;")
+        .expect("a read transaction left open");
+    for _ in 0..4 {
+        // Every title changes on every fetch: a new version each time.
+        assert_eq!(h.pass().await.totals.new_versions, 300);
+    }
+    let grown = wal_size();
+    assert!(
+        grown > 8 << 20,
+        "the log grew past the reader: {grown} bytes"
+    );
+    drop(reader);
+
+    // The next write checkpoints the log; the one after starts it again from its beginning.
+    let one = Some(vec![
+        douyin_watch::video_id::VideoId::parse(&ids[0]).expect("id"),
+    ]);
+    for _ in 0..2 {
+        h.collector()
+            .run_pass(
+                douyin_watch::collector::Trigger::Fetch,
+                one.clone(),
+                &CancellationToken::new(),
+            )
+            .await
+            .expect("pass");
+    }
+    let after = wal_size();
+    assert!(
+        after <= (1 << 20) + (64 << 10),
+        "cut back to 1 MiB: {after} bytes (it had grown to {grown})"
+    );
+}

@@ -24,7 +24,12 @@ use crate::error_code::{Policy, lookup};
 
 /// The pragmas that govern writing, copied from the sqlx write connection, whose options cannot
 /// be read back: limits a caller set there (`query_only`, `max_page_count`) hold here too.
-pub(super) const MIRRORED_PRAGMAS: [&str; 3] = ["query_only", "max_page_count", "synchronous"];
+pub(super) const MIRRORED_PRAGMAS: [&str; 4] = [
+    "query_only",
+    "max_page_count",
+    "synchronous",
+    "journal_size_limit",
+];
 
 /// The connection that stores attempts.
 pub(super) struct AttemptWriter {
