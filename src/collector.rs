@@ -356,6 +356,24 @@ impl Collector {
         only: Option<Vec<VideoId>>,
         shutdown: &CancellationToken,
     ) -> Result<PassReport, PassError> {
+        let started = Instant::now();
+        let result = self.run_pass_to_its_end(trigger, only, shutdown).await;
+        // A pass that failed before any call (a disk nearly full, a database that refuses the
+        // pass's row) counts as failed too; one that another pass kept from starting does not.
+        if let Err(error) = &result
+            && !matches!(error, PassError::AnotherPassRunning)
+        {
+            metrics::record_pass("failed", started.elapsed().as_secs_f64(), Utc::now());
+        }
+        result
+    }
+
+    async fn run_pass_to_its_end(
+        &self,
+        trigger: Trigger,
+        only: Option<Vec<VideoId>>,
+        shutdown: &CancellationToken,
+    ) -> Result<PassReport, PassError> {
         // One pass at a time per database, across processes: two would call for the same
         // videos and each keep `quota.reserve` only against its own calls.
         let Some(_claim) = self.store.claim_pass() else {
@@ -447,7 +465,6 @@ impl Collector {
             totals.charged_calls = calls.charged;
         }
         if let Some(error) = lock(&ctx.store_error).take() {
-            metrics::record_pass("failed", started.elapsed().as_secs_f64(), Utc::now());
             return Err(PassError::Store(error));
         }
         let stop = lock(&ctx.stop_reason).clone().or_else(|| {

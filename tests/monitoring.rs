@@ -232,6 +232,54 @@ async fn health_turns_503_when_no_pass_completes_in_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_that_fail_before_any_call_count_as_failed() {
+    let simulator = Simulator::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        SimulatorConfig::default(),
+    )
+    .await
+    .expect("simulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    watch(&dir, &["7100000000000000001"]);
+    let port = free_port();
+    let _daemon = Daemon(
+        command(
+            &dir,
+            &[
+                ("DOUYIN_WATCH__API__BASE_URL", simulator.base_url()),
+                // More free space than any disk has: every pass fails at its start.
+                (
+                    "DOUYIN_WATCH__DATABASE__MIN_FREE_MIB",
+                    "1000000000000".to_owned(),
+                ),
+                ("DOUYIN_WATCH__SCHEDULE__CRON", "*/1 * * * * *".to_owned()),
+                ("DOUYIN_WATCH__METRICS__LISTEN", format!("127.0.0.1:{port}")),
+            ],
+        )
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("daemon starts"),
+    );
+    let (_, text) = poll(
+        &format!("http://127.0.0.1:{port}/metrics"),
+        |status, body| {
+            status == 200
+                && samples(body)
+                    .get("douyin_watch_passes_total{result=\"failed\"}")
+                    .is_some_and(|n| *n >= 2.0)
+        },
+    )
+    .await;
+    assert!(
+        !text.contains("douyin_watch_passes_total{result=\"completed\"}"),
+        "{text}"
+    );
+    assert_eq!(simulator.stats().requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_healthcheck_command_judges_the_last_pass() {
     let simulator = Simulator::start(
         "127.0.0.1:0".parse().expect("addr"),
