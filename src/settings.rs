@@ -80,7 +80,13 @@ impl RetentionSettings {
         Option<chrono::DateTime<chrono::Utc>>,
         Option<chrono::DateTime<chrono::Utc>>,
     ) {
-        let cutoff = |days: u32| (days > 0).then(|| now - chrono::Duration::days(i64::from(days)));
+        // A retention longer than the calendar reaches back keeps everything (no overflow).
+        let cutoff = |days: u32| {
+            (days > 0)
+                .then(|| chrono::TimeDelta::try_days(i64::from(days)))
+                .flatten()
+                .and_then(|age| now.checked_sub_signed(age))
+        };
         (cutoff(self.fetches_days), cutoff(self.quota_samples_days))
     }
 
@@ -679,6 +685,24 @@ fn describe_unknown_key(problem: &str, section: Option<&str>) -> Option<String> 
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn a_retention_longer_than_the_calendar_keeps_everything_instead_of_panicking() {
+        let now = chrono::Utc::now();
+        let retention = RetentionSettings {
+            fetches_days: 100_000_000,
+            quota_samples_days: u32::MAX,
+        };
+        assert_eq!(retention.cutoffs(now), (None, None));
+        let retention = RetentionSettings {
+            fetches_days: 30,
+            quota_samples_days: 0,
+        };
+        assert_eq!(
+            retention.cutoffs(now),
+            (Some(now - chrono::TimeDelta::days(30)), None)
+        );
+    }
 
     fn load_env(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let environment: HashMap<String, String> = pairs
