@@ -257,3 +257,54 @@ async fn the_write_ahead_log_shrinks_back_after_a_long_reader_is_gone() {
         "cut back to 1 MiB: {after} bytes (it had grown to {grown})"
     );
 }
+
+/// Another process holding the write lock for over a minute in the middle of a pass (a long
+/// prune, a VACUUM) delays storing; it does not throw away answers already paid for. Slow: the
+/// lock is held for 65 s, past every timeout a store used to give up at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_lock_held_elsewhere_for_minutes_loses_no_paid_answer() {
+    if support::skip_slow_test("a_write_lock_held_elsewhere_for_minutes_loses_no_paid_answer") {
+        return;
+    }
+    let h = PassHarness::builder(SimulatorConfig {
+        latency: Duration::from_millis(20),
+        ..SimulatorConfig::default()
+    })
+    .set("API__CONCURRENCY", "4")
+    .set("API__RATE_PER_SEC", "1000")
+    .start()
+    .await;
+    h.watch(&ids_starting(71, 60)).await;
+    let collector = h.collector();
+    let pass = tokio::spawn(async move { run_full_pass(&collector).await });
+    while h.simulator.stats().charged < 8 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let db = h.db_path();
+    tokio::task::spawn_blocking(move || {
+        let other = rusqlite::Connection::open(db).expect("another process's connection");
+        other
+            .busy_timeout(Duration::from_secs(30))
+            .expect("busy timeout");
+        other
+            .execute_batch("BEGIN IMMEDIATE")
+            .expect("the write lock");
+        std::thread::sleep(Duration::from_secs(65));
+        other.execute_batch("COMMIT").expect("released");
+    })
+    .await
+    .expect("lock holder");
+
+    let report = pass
+        .await
+        .expect("pass task")
+        .expect("the pass waits for the lock");
+    assert_eq!(report.totals.fetched_ok, 60, "{}", report.summary());
+    let stats = h.simulator.stats();
+    assert_eq!(
+        h.scalar("SELECT COUNT(*) FROM fetches WHERE charged = 1")
+            .await,
+        i64::try_from(stats.charged).expect("count"),
+        "every charged answer is stored"
+    );
+}

@@ -56,6 +56,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The pause between two batches of `prune`, long enough for a writer of another process that
 /// waits for the lock to find it free.
 const PRUNE_PAUSE: Duration = Duration::from_millis(100);
+/// How long a paid answer waits to be stored while another process holds the database's write
+/// lock (a `prune`, a `VACUUM`, a user's long write) before it is given up. Far longer than the
+/// other writes wait: the call is paid for, and the pass makes no more calls than the answers it
+/// may hold unstored meanwhile.
+const ATTEMPT_PATIENCE: Duration = Duration::from_secs(10 * 60);
 
 /// How long closing the store waits for a write in progress.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -112,6 +117,18 @@ pub enum StoreError {
     /// Storing fetches failed.
     #[error("database error while storing a fetch: {0}")]
     Write(#[source] rusqlite::Error),
+    /// Another process held the database's write lock for longer than a paid answer waits.
+    #[error(
+        "the database stayed locked by another process for {minutes} minutes, so a fetch could not be stored (a long prune, VACUUM or write elsewhere?)"
+    )]
+    LockedTooLong { minutes: u64 },
+}
+
+/// The error of an answer given up after [`ATTEMPT_PATIENCE`].
+fn locked_too_long() -> StoreError {
+    StoreError::LockedTooLong {
+        minutes: ATTEMPT_PATIENCE.as_secs() / 60,
+    }
 }
 
 /// The right to run a pass on the database, held until dropped (see [`Store::claim_pass`]).
@@ -637,9 +654,12 @@ impl Store {
         Ok(WriterGuard(ready(writer).await?))
     }
 
-    /// [`Store::writer`], as a guard that can move into a task.
-    async fn writer_owned(&self) -> Result<OwnedMutexGuard<Writer>, sqlx::Error> {
-        let writer = tokio::time::timeout(BUSY_TIMEOUT * 2, Arc::clone(&self.writer).lock_owned())
+    /// [`Store::writer`], as a guard that can move into a task, waited for up to `patience`.
+    async fn writer_owned_within(
+        &self,
+        patience: Duration,
+    ) -> Result<OwnedMutexGuard<Writer>, sqlx::Error> {
+        let writer = tokio::time::timeout(patience, Arc::clone(&self.writer).lock_owned())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?;
         ready(writer).await
@@ -927,9 +947,13 @@ impl Store {
             tokio::select! {
                 biased;
                 stored = &mut answer => return stored.unwrap_or_else(|_| Err(lost_attempt())),
-                writer = self.writer_owned() => {
+                writer = self.writer_owned_within(ATTEMPT_PATIENCE + BUSY_TIMEOUT) => {
                     let writer = match writer {
                         Ok(writer) => writer,
+                        Err(sqlx::Error::PoolTimedOut) => {
+                            lock(&self.queue).waiting.retain(|q| q.id != id);
+                            return Err(locked_too_long());
+                        }
                         Err(source) => {
                             lock(&self.queue).waiting.retain(|q| q.id != id);
                             return Err(StoreError::Query { step: "starting to store a fetch", source });
@@ -1407,12 +1431,26 @@ async fn write_group(writer: OwnedMutexGuard<Writer>, group: Vec<Queued>) {
 }
 
 /// Each row's outcome: the group in one transaction, or if that fails, each row in its own.
+/// While another process holds the write lock, the group waits for it, up to
+/// [`ATTEMPT_PATIENCE`]: each try waits out SQLite's busy timeout first.
 fn write_rows(
     attempts: &mut AttemptWriter,
     rows: &[AttemptRow],
 ) -> Vec<Result<StoredAttempt, StoreError>> {
-    match attempts.write(rows) {
+    let waiting_since = Instant::now();
+    let mut written = attempts.write(rows);
+    while written.as_ref().is_err_and(is_locked) && waiting_since.elapsed() < ATTEMPT_PATIENCE {
+        tracing::warn!(
+            fetches = rows.len(),
+            waited_s = waiting_since.elapsed().as_secs(),
+            "another process holds the database's write lock; paid answers wait to be stored"
+        );
+        written = attempts.write(rows);
+    }
+    match written {
         Ok(stored) => stored.into_iter().map(Ok).collect(),
+        // Each row on its own would wait out the busy timeout again.
+        Err(error) if is_locked(&error) => rows.iter().map(|_| Err(locked_too_long())).collect(),
         Err(error) if rows.len() == 1 => vec![Err(StoreError::Write(error))],
         Err(_) => rows
             .iter()
@@ -1424,6 +1462,14 @@ fn write_rows(
             })
             .collect(),
     }
+}
+
+/// True for SQLite's answer that another connection holds the lock (after the busy timeout).
+fn is_locked(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// An attempt's values as stored, owned, so that whichever caller writes the group can bind them.
