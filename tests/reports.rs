@@ -703,6 +703,33 @@ async fn since_and_video_filter_the_rows() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
         assert!(output.stdout.is_empty(), "{args:?}");
     }
+
+    // A symbolic link (like /dev/stdout) is written through, not replaced by a file.
+    let target = db.dir.path().join("target.csv");
+    std::fs::write(
+        &target,
+        "an older export, longer than the new one ".repeat(100),
+    )
+    .expect("old");
+    let link = db.dir.path().join("link.csv");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let link_text = link.to_str().expect("UTF-8 path");
+    let output = db.run(&["export", "quota", "--output", link_text]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .expect("link")
+            .file_type()
+            .is_symlink(),
+        "the link is still a link"
+    );
+    let written = std::fs::read_to_string(&target).expect("target");
+    assert!(written.starts_with("id,fetch_id,observed_at,"), "{written}");
+    assert_eq!(
+        written.lines().count(),
+        4,
+        "the header and 3 rows, nothing older: {written}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

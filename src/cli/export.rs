@@ -65,7 +65,8 @@ pub struct ExportArgs {
     /// Only this video's rows (snapshots and fetches).
     #[arg(long, value_name = "ID")]
     video: Option<String>,
-    /// Write to this file instead of stdout (written whole or not at all).
+    /// Write to this file instead of stdout (written whole or not at all; a device, pipe or
+    /// symbolic link is written in place).
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
     /// In CSV, write text that starts like a spreadsheet formula (`=`, `+`, `-`, `@`, tab, CR)
@@ -146,7 +147,8 @@ pub(super) async fn export(store: &Store, args: ExportArgs) -> Result<ExitCode, 
     }
 }
 
-/// Writes into a temporary file beside `path`, renamed over it once complete.
+/// Writes into a temporary file beside `path`, renamed over it once complete (a device, pipe or
+/// symbolic link is written in place).
 async fn export_to_file(
     store: &Store,
     table: ExportTable,
@@ -165,6 +167,19 @@ async fn export_to_file(
             "--output {} is a folder; name a file in it",
             path.display()
         )));
+    }
+    // A device, a pipe or a symbolic link is written in place: a file renamed over it would
+    // replace it (`-o /dev/stdout` would become a plain file, and root could replace a device).
+    if std::fs::symlink_metadata(path).is_ok_and(|meta| !meta.file_type().is_file()) {
+        let file = File::create(path)
+            .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+        return write_export(store, table, filter, format, file)
+            .await
+            .map_err(|e| {
+                Failure::Other(
+                    anyhow::Error::from(e).context(format!("exporting to {}", path.display())),
+                )
+            });
     }
     let mut partial_name = std::ffi::OsString::from(".");
     partial_name.push(name);

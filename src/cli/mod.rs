@@ -247,7 +247,7 @@ pub fn main() -> ExitCode {
         }
         Err(Failure::Other(e)) if e.is::<ReaderGone>() => ExitCode::SUCCESS,
         Err(Failure::Other(e)) => {
-            tracing::error!(error = %error_chain(e.as_ref()), "failed");
+            // One line, as for bad usage: a log line as well said it twice on a terminal.
             eprintln!("error: {}", error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
