@@ -286,6 +286,26 @@ fn sigkill_mid_pass_leaves_a_sound_database_and_the_next_fetch_completes() {
 }
 
 #[test]
+fn a_fetch_cut_short_by_sigterm_says_so_in_its_exit_code() {
+    let sim = SimProcess::start(&["--latency", "300ms"]);
+    let mut env = TestEnv::new();
+    env.set("API__BASE_URL", &sim.base_url())
+        .set("API__CONCURRENCY", "1");
+    env.watch(&ids(20));
+    let mut fetch = env.spawn(&["fetch"]);
+    let started = poll_until(Duration::from_secs(20), || {
+        (sim.stats().requests >= 1).then_some(())
+    });
+    assert!(started.is_some(), "no call: {}", fetch.stderr());
+    fetch.signal(Signal::SIGTERM);
+    let status = fetch
+        .wait_timeout(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("no exit after SIGTERM: {}", fetch.stderr()));
+    assert_eq!(status.code(), Some(130), "{}", fetch.stderr());
+    assert!(sim.stats().requests < 20);
+}
+
+#[test]
 fn a_tick_during_a_running_pass_is_skipped_not_overlapped() {
     let sim = SimProcess::start(&["--latency", "250ms"]);
     let mut env = TestEnv::new();

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 use crate::client::{ApiClient, error_chain};
-use crate::collector::{Collector, PassOptions, Trigger};
+use crate::collector::{Collector, PassOptions, StopReason, Trigger};
 use crate::daemon::{self, Schedule};
 use crate::health::HealthCheck;
 use crate::notify::{Delivery, Notifier};
@@ -219,6 +219,10 @@ const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The exit code for a pass stopped by an account-level error or the quota.
 pub const EXIT_STOPPED: u8 = 3;
+
+/// The exit code for a `fetch` cut short by SIGINT or SIGTERM (128 + SIGINT, as shells report
+/// an interrupted command): videos were left for the next pass.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
@@ -526,6 +530,7 @@ async fn fetch(settings: &Settings, store: Store, ids: Vec<String>) -> Result<Ex
     let report = report.map_err(anyhow::Error::from)?;
     let code = match &report.stop {
         Some(stop) if stop.is_account_or_quota() => ExitCode::from(EXIT_STOPPED),
+        Some(StopReason::Shutdown) => ExitCode::from(EXIT_INTERRUPTED),
         _ => ExitCode::SUCCESS,
     };
     match outln!("{}", report.summary()) {
