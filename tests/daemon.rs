@@ -306,6 +306,36 @@ fn a_fetch_cut_short_by_sigterm_says_so_in_its_exit_code() {
 }
 
 #[test]
+fn a_fetch_waiting_out_another_processs_write_lock_still_stops_within_the_grace() {
+    let sim = SimProcess::start(&["--latency", "200ms"]);
+    let mut env = TestEnv::new();
+    env.set("API__BASE_URL", &sim.base_url())
+        .set("API__CONCURRENCY", "1")
+        .set("SHUTDOWN__GRACE", "1s");
+    env.watch(&ids(20));
+    let mut fetch = env.spawn(&["fetch"]);
+    // Once the pass has started calling, another process takes the write lock and keeps it.
+    let called = poll_until(Duration::from_secs(20), || {
+        (sim.stats().requests >= 1).then_some(())
+    });
+    assert!(called.is_some(), "no call: {}", fetch.stderr());
+    let other = rusqlite::Connection::open(env.db_path()).expect("another process's connection");
+    other
+        .busy_timeout(Duration::from_secs(30))
+        .expect("busy timeout");
+    other
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("the write lock, held from now on");
+    std::thread::sleep(Duration::from_millis(300));
+    fetch.signal(Signal::SIGTERM);
+    let status = fetch
+        .wait_timeout(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("no exit within 15 s of SIGTERM: {}", fetch.stderr()));
+    assert_eq!(status.code(), Some(130), "{}", fetch.stderr());
+    drop(other);
+}
+
+#[test]
 fn a_tick_during_a_running_pass_is_skipped_not_overlapped() {
     let sim = SimProcess::start(&["--latency", "250ms"]);
     let mut env = TestEnv::new();

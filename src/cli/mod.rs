@@ -519,7 +519,22 @@ async fn fetch(settings: &Settings, store: Store, ids: Vec<String>) -> Result<Ex
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let report = collector.run_pass(Trigger::Fetch, only, &shutdown).await;
+    // After a signal the pass gets `shutdown.grace` to finish its calls and stores, as the
+    // daemon's does: a store waiting out another process's write lock would hold it for minutes.
+    let grace_over = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(settings.shutdown.grace).await;
+    };
+    let report = tokio::select! {
+        report = collector.run_pass(Trigger::Fetch, only, &shutdown) => report,
+        () = grace_over => {
+            tracing::warn!(
+                grace = ?settings.shutdown.grace,
+                "calls or stores still unfinished after the grace period are abandoned"
+            );
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
+    };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
