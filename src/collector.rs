@@ -692,7 +692,7 @@ async fn collect_video(
                 parsed: api_info.as_ref().and_then(Option::as_ref),
                 server_time: verdict.server_time.as_deref(),
             }),
-            video_status: video_status(verdict.next, attempt < ctx.options.max_attempts),
+            video_status: video_status(verdict.next),
         };
         let stored = match ctx.store.record_attempt(record).await {
             Ok(stored) => stored,
@@ -795,14 +795,12 @@ fn parse_api_info(text: &str) -> Option<ApiInfo> {
     }
 }
 
-/// What an attempt does to its video's row; `attempts_left` says whether a retry may follow.
-fn video_status(next: Next, attempts_left: bool) -> VideoStatus {
+fn video_status(next: Next) -> VideoStatus {
     match next {
         Next::Store => VideoStatus::Ok,
         Next::NotFound => VideoStatus::NotFound,
         // The account failed, not the video: leave its row as it was.
         Next::StopPass => VideoStatus::Untouched,
-        Next::Retry | Next::SlowDown if attempts_left => VideoStatus::Retrying,
         Next::Retry | Next::SlowDown | Next::GiveUp => VideoStatus::Failing,
     }
 }

@@ -253,49 +253,6 @@ async fn transient_failures_are_retried_with_one_row_per_attempt() {
 }
 
 #[tokio::test]
-async fn a_failure_a_retry_mends_leaves_the_videos_status_as_it_was() {
-    let h = harness(SimulatorConfig::default(), &[("RETRY__MAX_ATTEMPTS", "3")]).await;
-    h.watch(&[ID_A]).await;
-    h.pass().await;
-    let status = "SELECT status, status_changed_at, last_ok_at, last_error_code, \
-                  consecutive_failures FROM videos";
-    let before = h.rows(status).await;
-    assert_eq!(column::<String>(&before[0], "status"), "ok");
-
-    h.simulator
-        .script(ID_A, vec![Scripted::Code("4000".into())]);
-    let report = h.pass().await;
-    assert_eq!(report.totals.fetched_ok, 1, "{}", report.summary());
-    assert_eq!(report.totals.calls, 2);
-    let after = h.rows(status).await;
-    assert_eq!(column::<String>(&after[0], "status"), "ok");
-    assert_eq!(
-        column::<String>(&after[0], "status_changed_at"),
-        column::<String>(&before[0], "status_changed_at"),
-        "ok since the first pass: the 4000 was mended by the retry"
-    );
-    assert_ne!(
-        column::<String>(&after[0], "last_ok_at"),
-        column::<String>(&before[0], "last_ok_at")
-    );
-    assert_eq!(column::<Option<String>>(&after[0], "last_error_code"), None);
-    assert_eq!(column::<i64>(&after[0], "consecutive_failures"), 0);
-
-    // While the retry waits, the failure is noted without moving the status.
-    h.simulator
-        .script(ID_A, vec![Scripted::Code("4000".into()); 3]);
-    let report = h.pass().await;
-    assert_eq!(report.totals.failed, 1, "{}", report.summary());
-    let attempts = h
-        .rows("SELECT attempt FROM fetches WHERE error_code = '4000' ORDER BY id")
-        .await;
-    assert_eq!(attempts.len(), 4, "one mended, three in the last pass");
-    let failed = h.rows(status).await;
-    assert_eq!(column::<String>(&failed[0], "status"), "failing");
-    assert_eq!(column::<i64>(&failed[0], "consecutive_failures"), 3);
-}
-
-#[tokio::test]
 async fn retries_stop_at_max_attempts() {
     let h = harness(SimulatorConfig::default(), &[("RETRY__MAX_ATTEMPTS", "3")]).await;
     h.watch(&[ID_A]).await;

@@ -335,17 +335,6 @@ fn update_video(statements: &mut Statements<'_>, row: &AttemptRow) -> rusqlite::
                 .and_then(|updated| one_video(updated, row))?;
             false
         }
-        VideoStatus::Retrying => {
-            statements
-                .prepare(
-                    "UPDATE videos SET last_fetched_at = ?2, last_error_code = ?3, \
-                     last_error = ?4, consecutive_failures = consecutive_failures + 1 \
-                     WHERE video_id = ?1",
-                )?
-                .execute(failed)
-                .and_then(|updated| one_video(updated, row))?;
-            false
-        }
         VideoStatus::Untouched => {
             let known = statements
                 .prepare("SELECT 1 FROM videos WHERE video_id = ?1")?

@@ -350,10 +350,6 @@ pub enum VideoStatus {
     NotFound,
     /// The attempt failed; the status becomes `failing` unless it is `not_found`.
     Failing,
-    /// The attempt failed and the pass will try again: its error is noted and counted, but the
-    /// status waits for the last attempt, so that a blip a retry mends does not move an `ok`
-    /// video's `status_changed_at`.
-    Retrying,
     /// Nothing was called (`skipped`): the row stays as it is.
     Untouched,
 }
@@ -1743,7 +1739,6 @@ mod tests {
             VideoStatus::Ok,
             VideoStatus::NotFound,
             VideoStatus::Failing,
-            VideoStatus::Retrying,
             VideoStatus::Untouched,
         ];
         let ids: Vec<VideoId> = (1..=statuses.len())
@@ -1923,7 +1918,6 @@ mod tests {
             VideoStatus::Ok,
             VideoStatus::NotFound,
             VideoStatus::Failing,
-            VideoStatus::Retrying,
             VideoStatus::Untouched,
         ] {
             let snapshot = (status == VideoStatus::Ok).then(|| SnapshotInput {
