@@ -853,11 +853,17 @@ async fn stop_for_account(
     if ctx.account_paused.swap(true, Ordering::SeqCst) {
         return;
     }
+    // A configured pause of centuries must neither overflow (a panic mid-pass) nor leave the
+    // four-digit years that keep stored timestamps in time order as text.
+    let last_storable = chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|day| day.and_hms_opt(23, 59, 59))
+        .map(|end| end.and_utc())
+        .unwrap_or(at);
     let (cause, until) = if code == "4013" {
         let grace = chrono::TimeDelta::from_std(ctx.options.account_pause)
             .unwrap_or(chrono::TimeDelta::MAX);
         let until = quota_exceeded_until(started_at, verdict.server_time.as_deref(), at, grace);
-        ("quota_exceeded", until)
+        ("quota_exceeded", until.min(last_storable))
     } else {
         let earlier = match ctx.store.account_pauses_since_last_success().await {
             Ok(earlier) => earlier,
@@ -868,12 +874,6 @@ async fn stop_for_account(
             ctx.options.account_pause_max,
             earlier,
         );
-        // A configured pause of centuries must neither overflow (a panic mid-pass) nor leave the
-        // four-digit years that keep stored timestamps in time order as text.
-        let last_storable = chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
-            .and_then(|day| day.and_hms_opt(23, 59, 59))
-            .map(|end| end.and_utc())
-            .unwrap_or(at);
         let until = chrono::Duration::from_std(pause)
             .ok()
             .and_then(|pause| at.checked_add_signed(pause))

@@ -52,7 +52,9 @@ pub fn quota_exceeded_until(
     if reset > answered_at {
         reset
     } else {
-        answered_at.checked_add_signed(grace).unwrap_or(reset)
+        answered_at
+            .checked_add_signed(grace)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 }
 
@@ -282,6 +284,16 @@ mod tests {
                 "{server_time:?}"
             );
         }
+        // A grace past the calendar's end is a pause as long as can be, not none.
+        assert_eq!(
+            quota_exceeded_until(
+                at("2026-12-03T15:59:59Z"),
+                None,
+                at("2026-12-03T16:00:01Z"),
+                chrono::TimeDelta::MAX
+            ),
+            DateTime::<Utc>::MAX_UTC
+        );
         // A 4013 of the new day, well after midnight, waits for the next one.
         assert_eq!(
             quota_exceeded_until(

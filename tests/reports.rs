@@ -694,6 +694,7 @@ async fn since_and_video_filter_the_rows() {
     for args in [
         vec!["export", "fetches", "--output", missing],
         vec!["export", "fetches", "--output", folder],
+        vec!["export", "fetches", "--output", "/dev/stdout"],
         vec!["export", "quota", "--video", VIDEO_A],
         vec!["export", "fetches", "--video", VIDEO_C],
         vec!["export", "fetches", "--since", "soon"],
@@ -704,7 +705,7 @@ async fn since_and_video_filter_the_rows() {
         assert!(output.stdout.is_empty(), "{args:?}");
     }
 
-    // A symbolic link (like /dev/stdout) is written through, not replaced by a file.
+    // A symbolic link is written through, not replaced by a file.
     let target = db.dir.path().join("target.csv");
     std::fs::write(
         &target,

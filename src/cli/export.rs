@@ -65,8 +65,8 @@ pub struct ExportArgs {
     /// Only this video's rows (snapshots and fetches).
     #[arg(long, value_name = "ID")]
     video: Option<String>,
-    /// Write to this file instead of stdout (written whole or not at all; a device, pipe or
-    /// symbolic link is written in place).
+    /// Write to this file instead of stdout (written whole or not at all; a symbolic link is
+    /// followed, a pipe written in place, a device refused).
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
     /// In CSV, write text that starts like a spreadsheet formula (`=`, `+`, `-`, `@`, tab, CR)
@@ -147,8 +147,10 @@ pub(super) async fn export(store: &Store, args: ExportArgs) -> Result<ExitCode, 
     }
 }
 
-/// Writes into a temporary file beside `path`, renamed over it once complete (a device, pipe or
-/// symbolic link is written in place).
+/// Writes into a temporary file beside `path`, renamed over it once complete; through a symbolic
+/// link, beside the file it points to (the link stays). A pipe is written in place; a device or
+/// an open stream (`/dev/...`, `/proc/...`) is refused: a file renamed over it would replace it
+/// (as root, even a device node), and writing through it would land over what the shell opened.
 async fn export_to_file(
     store: &Store,
     table: ExportTable,
@@ -156,47 +158,51 @@ async fn export_to_file(
     format: Format,
     path: &Path,
 ) -> Result<u64, Failure> {
-    let name = path.file_name().ok_or_else(|| {
-        Failure::Usage(anyhow::anyhow!(
-            "--output {} is not a file name",
-            path.display()
-        ))
-    })?;
+    let usage = |what: &str| Failure::Usage(anyhow::anyhow!("--output {} {what}", path.display()));
+    if path.starts_with("/dev") || path.starts_with("/proc") {
+        return Err(usage(
+            "is a device or stream, not a file; leave out --output to write to standard output",
+        ));
+    }
     if path.is_dir() {
-        return Err(Failure::Usage(anyhow::anyhow!(
-            "--output {} is a folder; name a file in it",
-            path.display()
-        )));
+        return Err(usage("is a folder; name a file in it"));
     }
-    // A device, a pipe or a symbolic link is written in place: a file renamed over it would
-    // replace it (`-o /dev/stdout` would become a plain file, and root could replace a device).
-    if std::fs::symlink_metadata(path).is_ok_and(|meta| !meta.file_type().is_file()) {
-        let file = File::create(path)
-            .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
-        return write_export(store, table, filter, format, file)
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink());
+    let target = if is_link {
+        std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    } else {
+        path.to_path_buf()
+    };
+    let exporting = |e: ExportError| {
+        Failure::Other(anyhow::Error::from(e).context(format!("exporting to {}", path.display())))
+    };
+    if std::fs::metadata(&target).is_ok_and(|meta| !meta.is_file()) {
+        let pipe = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&target)
+            .map_err(|e| usage(&format!("cannot be written: {e}")))?;
+        return write_export(store, table, filter, format, pipe)
             .await
-            .map_err(|e| {
-                Failure::Other(
-                    anyhow::Error::from(e).context(format!("exporting to {}", path.display())),
-                )
-            });
+            .map_err(exporting);
     }
+    let name = target
+        .file_name()
+        .ok_or_else(|| usage("is not a file name"))?;
     let mut partial_name = std::ffi::OsString::from(".");
     partial_name.push(name);
     partial_name.push(format!(".{}.partial", std::process::id()));
-    let partial = path.with_file_name(partial_name);
+    let partial = target.with_file_name(partial_name);
     // A folder that is missing or not writable is bad input, like a bad path.
-    let file = File::create(&partial)
-        .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+    let file = File::create(&partial).map_err(|e| usage(&format!("cannot be written: {e}")))?;
     let written = async {
         let rows = write_export(store, table, filter, format, file).await?;
-        std::fs::rename(&partial, path)?;
+        std::fs::rename(&partial, &target)?;
         Ok::<u64, ExportError>(rows)
     }
     .await;
     written.map_err(|e| {
         let _ = std::fs::remove_file(&partial);
-        Failure::Other(anyhow::Error::from(e).context(format!("exporting to {}", path.display())))
+        exporting(e)
     })
 }
 
