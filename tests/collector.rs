@@ -520,6 +520,7 @@ async fn a_4013_that_comes_back_after_the_reserve_stopped_the_pass_still_pauses_
         &[
             ("API__CONCURRENCY", "2"),
             ("API__RATE_PER_SEC", "1000"),
+            ("API__TIMEOUT", "10s"),
             ("QUOTA__RESERVE", "5"),
         ],
     )
@@ -529,10 +530,11 @@ async fn a_4013_that_comes_back_after_the_reserve_stopped_the_pass_still_pauses_
     h.simulator.set_today(991);
     // The first answer tells the quota (992 of 1000); then the second and third calls go out
     // together, the third and fourth answers reach the reserve (994, plus the second call still
-    // out) while the second call is held; another client of the key spends the rest, and the
+    // out) while the second call is held (4 s: long enough for a loaded machine to get there
+    // first); another client of the key spends the rest, and the
     // second call is answered 4013.
     h.simulator
-        .script(&all[1], vec![Scripted::Delay(Duration::from_secs(1))]);
+        .script(&all[1], vec![Scripted::Delay(Duration::from_secs(4))]);
     let spend_the_rest = async {
         while h.simulator.stats().charged < 3 {
             tokio::time::sleep(Duration::from_millis(5)).await;
