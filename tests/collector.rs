@@ -525,18 +525,18 @@ async fn a_4013_that_comes_back_after_the_reserve_stopped_the_pass_still_pauses_
         ],
     )
     .await;
-    let all = ids(5);
+    let all = ids(3);
     h.watch(&all).await;
-    h.simulator.set_today(991);
-    // The first answer tells the quota (992 of 1000); then the second and third calls go out
-    // together, the third and fourth answers reach the reserve (994, plus the second call still
-    // out) while the second call is held (4 s: long enough for a loaded machine to get there
-    // first); another client of the key spends the rest, and the
-    // second call is answered 4013.
+    h.simulator.set_today(994);
+    // The first two calls go out together. The first answer (today 995, after 300 ms) reaches
+    // the reserve with the second call still out, held 4 s; meanwhile another client of the key
+    // spends the rest, and the second call is answered 4013.
+    h.simulator
+        .script(&all[0], vec![Scripted::Delay(Duration::from_millis(300))]);
     h.simulator
         .script(&all[1], vec![Scripted::Delay(Duration::from_secs(4))]);
     let spend_the_rest = async {
-        while h.simulator.stats().charged < 3 {
+        while h.simulator.stats().charged < 1 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         h.simulator.set_today(1000);
