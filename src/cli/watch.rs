@@ -86,8 +86,19 @@ fn read_entries(file: &str) -> anyhow::Result<Vec<String>> {
             .read_to_string(&mut text)
             .context("cannot read entries from standard input")?;
     } else {
-        text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read entries from {file}"))?;
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read entries from {file}"))?;
+        text = String::from_utf8(bytes).map_err(|error| {
+            // Windows' "Unicode" text (Notepad, PowerShell's `>`) is UTF-16 with a byte-order mark.
+            let hint = if error.as_bytes().starts_with(&[0xFF, 0xFE])
+                || error.as_bytes().starts_with(&[0xFE, 0xFF])
+            {
+                " (it is UTF-16: save it as UTF-8)"
+            } else {
+                " (save it as UTF-8)"
+            };
+            anyhow::anyhow!("cannot read entries from {file}: not UTF-8 text{hint}")
+        })?;
     }
     // Windows editors (Notepad, Excel's "CSV UTF-8") start the file with a byte-order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
@@ -159,4 +170,39 @@ async fn add(
         added.already_watched.len()
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_named_with_what_to_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let utf16 = dir.path().join("ids.txt");
+        let mut bytes = vec![0xFF, 0xFE];
+        bytes.extend(
+            "7118694749548072205\r\n"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        );
+        std::fs::write(&utf16, bytes).expect("write");
+        let error = read_entries(utf16.to_str().expect("path")).expect_err("UTF-16");
+        assert!(
+            error
+                .to_string()
+                .ends_with("not UTF-8 text (it is UTF-16: save it as UTF-8)"),
+            "{error}"
+        );
+
+        let latin1 = dir.path().join("latin1.txt");
+        std::fs::write(&latin1, b"7118694749548072205 caf\xe9\n").expect("write");
+        let error = read_entries(latin1.to_str().expect("path")).expect_err("Latin-1");
+        assert!(
+            error
+                .to_string()
+                .ends_with("not UTF-8 text (save it as UTF-8)"),
+            "{error}"
+        );
+    }
 }
