@@ -594,6 +594,9 @@ async fn collect_video(
     let mut delays = ctx.options.backoff();
     let mut slot = Some(first_slot);
     let mut end = VideoEnd::Skipped;
+    // Set when a failure of this pass turned the video from ok to failing: a retry that succeeds
+    // puts its `status_changed_at` back (see `VideoStatus::Mended`).
+    let mut ok_since: Option<String> = None;
     for attempt in 1..=ctx.options.max_attempts {
         let held = match slot.take() {
             Some(held) => held,
@@ -692,9 +695,9 @@ async fn collect_video(
                 parsed: api_info.as_ref().and_then(Option::as_ref),
                 server_time: verdict.server_time.as_deref(),
             }),
-            video_status: video_status(verdict.next),
+            video_status: video_status(verdict.next, &mut ok_since),
         };
-        let stored = match ctx.store.record_attempt(record).await {
+        let mut stored = match ctx.store.record_attempt(record).await {
             Ok(stored) => stored,
             Err(error) => {
                 ctx.fail(error);
@@ -708,6 +711,7 @@ async fn collect_video(
             verdict.charged,
         );
         notify_stored(&ctx, &id, &stored, title, finished_at);
+        ok_since = ok_since.or(stored.left_ok_since.take());
         if verdict.outcome != Outcome::Ok {
             log_failure(&id, attempt, &verdict);
         }
@@ -795,9 +799,14 @@ fn parse_api_info(text: &str) -> Option<ApiInfo> {
     }
 }
 
-fn video_status(next: Next) -> VideoStatus {
+/// What an attempt does to its video's row; `ok_since` is taken by a success that mends this
+/// pass's failures.
+fn video_status(next: Next, ok_since: &mut Option<String>) -> VideoStatus {
     match next {
-        Next::Store => VideoStatus::Ok,
+        Next::Store => match ok_since.take() {
+            Some(ok_since) => VideoStatus::Mended { ok_since },
+            None => VideoStatus::Ok,
+        },
         Next::NotFound => VideoStatus::NotFound,
         // The account failed, not the video: leave its row as it was.
         Next::StopPass => VideoStatus::Untouched,

@@ -253,6 +253,112 @@ async fn transient_failures_are_retried_with_one_row_per_attempt() {
 }
 
 #[tokio::test]
+async fn a_failure_a_retry_mends_leaves_the_video_ok_since_it_was() {
+    let h = harness(SimulatorConfig::default(), &[("RETRY__MAX_ATTEMPTS", "3")]).await;
+    h.watch(&[ID_A]).await;
+    h.pass().await;
+    let status = "SELECT status, status_changed_at, last_ok_at, last_error_code, \
+                  consecutive_failures FROM videos";
+    let before = h.rows(status).await;
+    assert_eq!(column::<String>(&before[0], "status"), "ok");
+
+    h.simulator.script(
+        ID_A,
+        vec![Scripted::Code("4000".into()), Scripted::Code("5000".into())],
+    );
+    let report = h.pass().await;
+    assert_eq!(report.totals.fetched_ok, 1, "{}", report.summary());
+    assert_eq!(report.totals.calls, 3);
+    let after = h.rows(status).await;
+    assert_eq!(column::<String>(&after[0], "status"), "ok");
+    assert_eq!(
+        column::<String>(&after[0], "status_changed_at"),
+        column::<String>(&before[0], "status_changed_at"),
+        "ok since the first pass: the retry mended both failures"
+    );
+    assert_ne!(
+        column::<String>(&after[0], "last_ok_at"),
+        column::<String>(&before[0], "last_ok_at")
+    );
+    assert_eq!(column::<Option<String>>(&after[0], "last_error_code"), None);
+    assert_eq!(column::<i64>(&after[0], "consecutive_failures"), 0);
+
+    // Failures no retry mends: failing since the first of them.
+    h.simulator
+        .script(ID_A, vec![Scripted::Code("4000".into()); 3]);
+    let report = h.pass().await;
+    assert_eq!(report.totals.failed, 1, "{}", report.summary());
+    let failed = h.rows(status).await;
+    let first_failure = h
+        .rows(
+            "SELECT finished_at FROM fetches WHERE attempt = 1 AND error_code = '4000' \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .await;
+    let first_failure: String = column(&first_failure[0], "finished_at");
+    assert_eq!(column::<String>(&failed[0], "status"), "failing");
+    assert_eq!(
+        column::<String>(&failed[0], "status_changed_at"),
+        first_failure
+    );
+    assert_eq!(column::<i64>(&failed[0], "consecutive_failures"), 3);
+
+    // A video failing before the pass became ok when its retry succeeded: ok since then.
+    h.simulator
+        .script(ID_A, vec![Scripted::Code("4000".into())]);
+    let report = h.pass().await;
+    assert_eq!(report.totals.fetched_ok, 1, "{}", report.summary());
+    let recovered = h.rows(status).await;
+    assert_eq!(column::<String>(&recovered[0], "status"), "ok");
+    assert_eq!(
+        column::<String>(&recovered[0], "status_changed_at"),
+        column::<String>(&recovered[0], "last_ok_at")
+    );
+}
+
+#[tokio::test]
+async fn a_video_whose_retry_is_cut_short_is_left_failing() {
+    let h = harness(
+        SimulatorConfig::default(),
+        &[("RETRY__BASE_DELAY", "30s"), ("RETRY__MAX_DELAY", "30s")],
+    )
+    .await;
+    h.watch(&[ID_A]).await;
+    h.pass().await;
+    h.simulator
+        .script(ID_A, vec![Scripted::Code("4000".into())]);
+    let shutdown = CancellationToken::new();
+    let collector = h.collector();
+    let cancel_when_waiting = async {
+        while h.scalar("SELECT COUNT(*) FROM fetches").await < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        shutdown.cancel();
+    };
+    let (report, ()) = tokio::join!(
+        collector.run_pass(Trigger::Fetch, None, &shutdown),
+        cancel_when_waiting
+    );
+    let report = report.expect("pass");
+    assert_eq!(report.totals.stopped_by.as_deref(), Some("shutdown"));
+    let row = h
+        .rows("SELECT status, status_changed_at, last_error_code FROM videos")
+        .await;
+    assert_eq!(column::<String>(&row[0], "status"), "failing");
+    assert_eq!(
+        column::<Option<String>>(&row[0], "last_error_code").as_deref(),
+        Some("4000")
+    );
+    let failed_at = h
+        .rows("SELECT finished_at FROM fetches ORDER BY id DESC LIMIT 1")
+        .await;
+    assert_eq!(
+        column::<String>(&row[0], "status_changed_at"),
+        column::<String>(&failed_at[0], "finished_at")
+    );
+}
+
+#[tokio::test]
 async fn retries_stop_at_max_attempts() {
     let h = harness(SimulatorConfig::default(), &[("RETRY__MAX_ATTEMPTS", "3")]).await;
     h.watch(&[ID_A]).await;

@@ -170,10 +170,12 @@ fn write_attempt(
                 quota.api_info,
             ])?;
     }
+    let change = update_video(statements, row)?;
     Ok(StoredAttempt {
         fetch_id,
         snapshot,
-        became_not_found: update_video(statements, row)?,
+        became_not_found: change.became_not_found,
+        left_ok_since: change.left_ok_since,
     })
 }
 
@@ -287,16 +289,20 @@ fn changed_fields(
         })
 }
 
-/// Moves the video's status and failure count; true when it has just become `not_found`. Fails,
-/// as the foreign keys to `videos` would, when the video has no row there.
-fn update_video(statements: &mut Statements<'_>, row: &AttemptRow) -> rusqlite::Result<bool> {
+/// Moves the video's status and failure count, and says what the caller needs to know of the
+/// move. Fails, as the foreign keys to `videos` would, when the video has no row there.
+fn update_video(
+    statements: &mut Statements<'_>,
+    row: &AttemptRow,
+) -> rusqlite::Result<VideoChange> {
     // An unusable `0000` answer is known by our key (`item_mismatch`, ...), not by "success".
     let failure_key = match row.error_code.as_deref() {
         Some(code) if lookup(code).map(|known| known.policy) != Some(Policy::Success) => Some(code),
         _ => row.error.as_deref(),
     };
     let failed = params![row.video_id, row.finished_at, failure_key, row.message];
-    let became_not_found = match row.video_status {
+    let mut change = VideoChange::default();
+    match &row.video_status {
         VideoStatus::Ok => {
             statements
                 .prepare(
@@ -307,21 +313,43 @@ fn update_video(statements: &mut Statements<'_>, row: &AttemptRow) -> rusqlite::
                 )?
                 .execute(params![row.video_id, row.finished_at])
                 .and_then(|updated| one_video(updated, row))?;
-            false
         }
-        VideoStatus::NotFound => statements
-            .prepare(
-                "UPDATE videos SET \
+        VideoStatus::Mended { ok_since } => {
+            // Only a video its failures left `failing` goes back to being ok since `ok_since`.
+            statements
+                .prepare(
+                    "UPDATE videos SET \
+                 status_changed_at = CASE WHEN status = 'ok' THEN status_changed_at \
+                   WHEN status = 'failing' THEN ?3 ELSE ?2 END, \
+                 status = 'ok', last_fetched_at = ?2, last_ok_at = ?2, consecutive_failures = 0, \
+                 last_error_code = NULL, last_error = NULL WHERE video_id = ?1",
+                )?
+                .execute(params![row.video_id, row.finished_at, ok_since])
+                .and_then(|updated| one_video(updated, row))?;
+        }
+        VideoStatus::NotFound => {
+            change.became_not_found = statements
+                .prepare(
+                    "UPDATE videos SET \
                  status_changed_at = CASE WHEN status = 'not_found' THEN status_changed_at \
                    ELSE ?2 END, \
                  status = 'not_found', last_fetched_at = ?2, last_error_code = ?3, \
                  last_error = ?4, consecutive_failures = consecutive_failures + 1 \
                  WHERE video_id = ?1 RETURNING status_changed_at = ?2",
-            )?
-            .query_row(failed, |r| r.get::<_, bool>(0))
-            .optional()?
-            .ok_or_else(|| unknown_video(row))?,
+                )?
+                .query_row(failed, |r| r.get::<_, bool>(0))
+                .optional()?
+                .ok_or_else(|| unknown_video(row))?;
+        }
         VideoStatus::Failing => {
+            // Failures are rare: the extra read costs nothing that matters.
+            change.left_ok_since = statements
+                .prepare(
+                    "SELECT status_changed_at FROM videos WHERE video_id = ?1 AND status = 'ok'",
+                )?
+                .query_row([&row.video_id], |r| r.get::<_, Option<String>>(0))
+                .optional()?
+                .flatten();
             statements
                 .prepare(
                     "UPDATE videos SET \
@@ -333,17 +361,22 @@ fn update_video(statements: &mut Statements<'_>, row: &AttemptRow) -> rusqlite::
                 )?
                 .execute(failed)
                 .and_then(|updated| one_video(updated, row))?;
-            false
         }
         VideoStatus::Untouched => {
             let known = statements
                 .prepare("SELECT 1 FROM videos WHERE video_id = ?1")?
                 .exists([&row.video_id])?;
             one_video(usize::from(known), row)?;
-            false
         }
-    };
-    Ok(became_not_found)
+    }
+    Ok(change)
+}
+
+/// What an attempt did to its video's status, for the caller (see [`StoredAttempt`]).
+#[derive(Default)]
+struct VideoChange {
+    became_not_found: bool,
+    left_ok_since: Option<String>,
 }
 
 /// Ok when a statement found the attempt's video (`rows` is the count it updated).

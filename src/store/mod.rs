@@ -342,10 +342,15 @@ impl Iterator for VideoIdListIter {
 impl ExactSizeIterator for VideoIdListIter {}
 
 /// What an attempt means for the video's row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VideoStatus {
     /// A snapshot was stored.
     Ok,
+    /// A snapshot was stored by a retry after failures of the same pass had turned an `ok` video
+    /// `failing` (see [`StoredAttempt::left_ok_since`]): it is `ok` again, and `ok_since` (its
+    /// `status_changed_at` before the failures) is kept, so a blip the retry mended does not read
+    /// as a change of status.
+    Mended { ok_since: String },
     /// onebound answered 2000: the video is gone or hidden.
     NotFound,
     /// The attempt failed; the status becomes `failing` unless it is `not_found`.
@@ -410,6 +415,9 @@ pub struct StoredAttempt {
     pub snapshot: Option<SnapshotOutcome>,
     /// True when this attempt changed the video's status to `not_found`.
     pub became_not_found: bool,
+    /// When this failed attempt turned an `ok` video `failing`: the `status_changed_at` it had,
+    /// for [`VideoStatus::Mended`] should a retry succeed.
+    pub left_ok_since: Option<String>,
 }
 
 /// A pass's totals, stored in `passes` when it ends.
@@ -1737,6 +1745,9 @@ mod tests {
         ];
         let statuses = [
             VideoStatus::Ok,
+            VideoStatus::Mended {
+                ok_since: timestamp(Utc::now()),
+            },
             VideoStatus::NotFound,
             VideoStatus::Failing,
             VideoStatus::Untouched,
@@ -1765,7 +1776,7 @@ mod tests {
                         request_id: None,
                         snapshot: None,
                         quota: None,
-                        video_status: status,
+                        video_status: status.clone(),
                     })
                     .await
                     .expect("stored");
@@ -1916,17 +1927,21 @@ mod tests {
         let content = content("x", "https://p.douyinpic.com/x.jpeg");
         for status in [
             VideoStatus::Ok,
+            VideoStatus::Mended {
+                ok_since: timestamp(Utc::now()),
+            },
             VideoStatus::NotFound,
             VideoStatus::Failing,
             VideoStatus::Untouched,
         ] {
-            let snapshot = (status == VideoStatus::Ok).then(|| SnapshotInput {
+            let stores_a_snapshot = matches!(status, VideoStatus::Ok | VideoStatus::Mended { .. });
+            let snapshot = stores_a_snapshot.then(|| SnapshotInput {
                 content: content.clone(),
                 content_hash: hash.clone(),
                 raw: RawItem::new("{}"),
             });
             let error = store
-                .record_attempt(ok_attempt(UNWATCHED, snapshot, status))
+                .record_attempt(ok_attempt(UNWATCHED, snapshot, status.clone()))
                 .await
                 .expect_err("unknown video");
             let text = error.to_string();
