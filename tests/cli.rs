@@ -228,7 +228,11 @@ fn watch_add_reads_files_and_stdin_skipping_comments_and_blank_lines() {
     let stdin = format!("# comment\n{}\nnot-an-id\n", id[5]);
     let run = env.run_with_stdin(&["watch", "add", "--file", "-", &id[5]], &stdin);
     assert_eq!(run.code, Some(2), "{run:?}");
-    assert!(run.stderr.contains("\"not-an-id\""), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("invalid: standard input line 3: \"not-an-id\""),
+        "the bad entry is named with its line: {run:?}"
+    );
     assert!(
         !run.stderr.contains("comment"),
         "comments are not entries: {run:?}"

@@ -78,45 +78,67 @@ fn listed(ids: &[String]) -> String {
     }
 }
 
+/// An entry to add, and where a message about it should say it came from.
+#[derive(Debug)]
+struct Entry {
+    text: String,
+    /// "FILE line N" for an entry read from a file; None for one given on the command line.
+    from: Option<String>,
+}
+
 /// Reads entries from a file or standard input: one per line, blank lines and `#` comments skipped.
-fn read_entries(file: &str) -> anyhow::Result<Vec<String>> {
-    let mut text = String::new();
-    if file == "-" {
+fn read_entries(file: &str) -> anyhow::Result<Vec<Entry>> {
+    let (name, bytes) = if file == "-" {
+        let mut bytes = Vec::new();
         std::io::stdin()
-            .read_to_string(&mut text)
+            .read_to_end(&mut bytes)
             .context("cannot read entries from standard input")?;
+        ("standard input", bytes)
     } else {
         let bytes =
             std::fs::read(file).with_context(|| format!("cannot read entries from {file}"))?;
-        text = String::from_utf8(bytes).map_err(|error| {
-            // Windows' "Unicode" text (Notepad, PowerShell's `>`) is UTF-16 with a byte-order mark.
-            let hint = if error.as_bytes().starts_with(&[0xFF, 0xFE])
-                || error.as_bytes().starts_with(&[0xFE, 0xFF])
-            {
-                " (it is UTF-16: save it as UTF-8)"
-            } else {
-                " (save it as UTF-8)"
-            };
-            anyhow::anyhow!("cannot read entries from {file}: not UTF-8 text{hint}")
-        })?;
-    }
+        (file, bytes)
+    };
+    let text = String::from_utf8(bytes).map_err(|error| {
+        // Windows' "Unicode" text (Notepad, PowerShell's `>`) is UTF-16 with a byte-order mark.
+        let hint = if error.as_bytes().starts_with(&[0xFF, 0xFE])
+            || error.as_bytes().starts_with(&[0xFE, 0xFF])
+        {
+            " (it is UTF-16: save it as UTF-8)"
+        } else {
+            " (save it as UTF-8)"
+        };
+        anyhow::anyhow!("cannot read entries from {name}: not UTF-8 text{hint}")
+    })?;
+    Ok(entries_in(name, &text))
+}
+
+/// The entries of `text`, each with its line number in `name`.
+fn entries_in(name: &str, text: &str) -> Vec<Entry> {
     // Windows editors (Notepad, Excel's "CSV UTF-8") start the file with a byte-order mark.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(str::to_owned)
-        .collect())
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    text.lines()
+        .enumerate()
+        .map(|(at, line)| (at + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(|(number, line)| Entry {
+            text: line.to_owned(),
+            from: Some(format!("{name} line {number}")),
+        })
+        .collect()
 }
 
 async fn add(
     settings: &Settings,
     store: &Store,
-    mut entries: Vec<String>,
+    arguments: Vec<String>,
     file: Option<&str>,
     label: Option<&str>,
 ) -> Result<ExitCode, Failure> {
+    let mut entries: Vec<Entry> = arguments
+        .into_iter()
+        .map(|text| Entry { text, from: None })
+        .collect();
     if let Some(file) = file {
         entries.extend(read_entries(file).map_err(Failure::Usage)?);
     }
@@ -129,7 +151,11 @@ async fn add(
     let mut bad: Vec<String> = Vec::new();
     let mut resolver: Option<ShortLinkResolver> = None;
     for entry in &entries {
-        match parse_watch_input(entry) {
+        let problem = |error: &dyn std::fmt::Display| match &entry.from {
+            Some(from) => format!("{from}: {error}"),
+            None => error.to_string(),
+        };
+        match parse_watch_input(&entry.text) {
             Ok(WatchInput::Id(id)) => ids.push(id),
             Ok(WatchInput::ShortLink(link)) => {
                 let resolver = match &mut resolver {
@@ -141,10 +167,10 @@ async fn add(
                 };
                 match resolver.resolve(&link).await {
                     Ok(id) => ids.push(id),
-                    Err(e) => bad.push(e.to_string()),
+                    Err(e) => bad.push(problem(&e)),
                 }
             }
-            Err(e) => bad.push(e.to_string()),
+            Err(e) => bad.push(problem(&e)),
         }
     }
     if !bad.is_empty() {
@@ -203,6 +229,25 @@ mod tests {
                 .to_string()
                 .ends_with("not UTF-8 text (save it as UTF-8)"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn entries_keep_their_line_numbers() {
+        let text = "\u{feff}# ids\r\n7118694749548072205\r\n\r\n  not-an-id  \n";
+        let entries: Vec<(String, Option<String>)> = entries_in("ids.txt", text)
+            .into_iter()
+            .map(|entry| (entry.text, entry.from))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                (
+                    "7118694749548072205".to_owned(),
+                    Some("ids.txt line 2".to_owned())
+                ),
+                ("not-an-id".to_owned(), Some("ids.txt line 4".to_owned())),
+            ]
         );
     }
 }
