@@ -670,6 +670,17 @@ fn quota_history_and_failures_report_json() {
     let gone = env.run(&["history", &missing, "--json"]);
     assert_eq!(gone.code, Some(0), "{gone:?}");
     assert_eq!(gone.json(), serde_json::json!([]));
+    let gone = env.run(&["history", &missing]);
+    assert!(
+        gone.stdout
+            .starts_with(&format!("{missing}: gone since 20")),
+        "the history says the video is gone: {gone:?}"
+    );
+    let kept = env.run(&["history", &id[0]]);
+    assert!(
+        kept.stdout.starts_with(&format!("{}: ok since 20", id[0])),
+        "{kept:?}"
+    );
     let unknown = env.run(&["history", "7399999999999999999", "--json"]);
     assert_eq!(unknown.code, Some(2), "{unknown:?}");
 

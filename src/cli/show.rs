@@ -17,7 +17,7 @@ use crate::attempt::describe_failure;
 use crate::content::FIELD_NAMES;
 use crate::quota::{next_quota_reset, quota_day};
 use crate::settings::Settings;
-use crate::store::{DayCalls, Pause, Store, VersionContent};
+use crate::store::{DayCalls, Pause, Store, VersionContent, WatchedVideo};
 use crate::video_id::VideoId;
 use forecast::{Forecast, ForecastInput};
 
@@ -106,15 +106,60 @@ pub(super) async fn watched_id(store: &Store, id: &str) -> Result<VideoId, Failu
     Ok(id)
 }
 
+/// The video `id` names, and its row as the watch list has it.
+async fn watched_video(store: &Store, id: &str) -> Result<(VideoId, WatchedVideo), Failure> {
+    let id = parse_ids(&[id.to_owned()])?.remove(0);
+    match store
+        .watched_video(&id)
+        .await
+        .map_err(anyhow::Error::from)?
+    {
+        Some(video) => Ok((id, video)),
+        None => Err(Failure::Usage(anyhow::anyhow!(
+            "{id} is not in the watch list"
+        ))),
+    }
+}
+
+/// The line above a video's history: where it stands now, so that the history of a video that
+/// is gone, failing or no longer watched does not read as current.
+fn standing(video: &WatchedVideo) -> String {
+    let since = video
+        .status_changed_at
+        .as_deref()
+        .map(|at| format!(" since {at}"))
+        .unwrap_or_default();
+    let status = match video.status.as_str() {
+        "pending" => "not fetched yet".to_owned(),
+        "ok" => format!("ok{since}"),
+        "not_found" => format!(
+            "gone{since}: onebound answers 2000 (not found); asked again after \
+             retry.not_found_recheck"
+        ),
+        "failing" => match video.last_error_code.as_deref() {
+            Some(code) => format!("failing{since}, last error {code}"),
+            None => format!("failing{since}"),
+        },
+        other => format!("{other}{since}"),
+    };
+    let watched = if video.active {
+        ""
+    } else {
+        "; removed from the watch list"
+    };
+    escape_controls(&format!("{}: {status}{watched}", video.video_id))
+}
+
 /// `history ID`.
 pub(super) async fn history(store: &Store, id: &str, json: bool) -> Result<ExitCode, Failure> {
-    let id = watched_id(store, id).await?;
+    let (id, video) = watched_video(store, id).await?;
     let versions = store.versions(&id).await.map_err(anyhow::Error::from)?;
     if json {
         return print_json(&versions);
     }
+    outln!("{}", standing(&video))?;
     if versions.is_empty() {
-        outln!("{id}: no snapshot yet")?;
+        outln!("no snapshot yet")?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = table(&[
@@ -140,7 +185,6 @@ pub(super) async fn history(store: &Store, id: &str, json: bool) -> Result<ExitC
             truncate(or_dash(v.title.as_deref()), 50),
         ]));
     }
-    outln!("{id}")?;
     outln!("{out}")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -216,10 +260,11 @@ fn escaped(cells: Vec<String>) -> Vec<String> {
     cells.iter().map(|cell| escape_controls(cell)).collect()
 }
 
-/// The diff as text: a heading per version, then `field: before → after` per change.
-fn render_diff(id: &VideoId, diffs: &[VersionDiff], style: &Style) -> String {
+/// The diff as text under `heading`: a heading per version, then `field: before → after` per
+/// change.
+fn render_diff(heading: &str, diffs: &[VersionDiff], style: &Style) -> String {
     let value = |v: &Option<String>| v.as_deref().map_or("(none)".to_owned(), escape_controls);
-    let mut out = format!("{id}\n");
+    let mut out = format!("{heading}\n");
     for diff in diffs {
         let times = if diff.seen_count == 1 {
             "time"
@@ -253,7 +298,7 @@ fn render_diff(id: &VideoId, diffs: &[VersionDiff], style: &Style) -> String {
 
 /// `history ID --diff`.
 pub(super) async fn history_diff(store: &Store, id: &str, json: bool) -> Result<ExitCode, Failure> {
-    let id = watched_id(store, id).await?;
+    let (id, video) = watched_video(store, id).await?;
     let versions = store
         .version_contents(&id)
         .await
@@ -276,13 +321,14 @@ pub(super) async fn history_diff(store: &Store, id: &str, json: bool) -> Result<
         return print_json(&diffs);
     }
     if diffs.is_empty() {
-        outln!("{id}: no snapshot yet")?;
+        outln!("{}", standing(&video))?;
+        outln!("no snapshot yet")?;
         return Ok(ExitCode::SUCCESS);
     }
     let style = Style {
         colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    out(render_diff(&id, &diffs, &style))?;
+    out(render_diff(&standing(&video), &diffs, &style))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -695,9 +741,48 @@ mod tests {
         }
     }
 
+    fn video(status: &str, active: bool, last_error_code: Option<&str>) -> WatchedVideo {
+        WatchedVideo {
+            video_id: "7118694749548072205".to_owned(),
+            label: None,
+            active,
+            status: status.to_owned(),
+            status_changed_at: (status != "pending").then(|| "2026-11-29T10:00:00.000Z".to_owned()),
+            versions: 1,
+            last_changed_at: None,
+            last_fetched_at: None,
+            last_error_code: last_error_code.map(str::to_owned),
+            title: None,
+        }
+    }
+
+    #[test]
+    fn a_history_says_where_the_video_stands_now() {
+        let cases = [
+            (video("pending", true, None), "not fetched yet"),
+            (video("ok", true, None), "ok since 2026-11-29T10:00:00.000Z"),
+            (
+                video("not_found", true, Some("2000")),
+                "gone since 2026-11-29T10:00:00.000Z: onebound answers 2000 (not found); \
+                 asked again after retry.not_found_recheck",
+            ),
+            (
+                video("failing", true, Some("5000")),
+                "failing since 2026-11-29T10:00:00.000Z, last error 5000",
+            ),
+            (
+                video("ok", false, None),
+                "ok since 2026-11-29T10:00:00.000Z; removed from the watch list",
+            ),
+        ];
+        for (video, expected) in cases {
+            assert_eq!(standing(&video), format!("7118694749548072205: {expected}"));
+        }
+    }
+
     #[test]
     fn the_diff_is_plain_or_coloured_and_never_passes_control_characters() {
-        let id = VideoId::parse("7118694749548072205").expect("id");
+        let heading = "7118694749548072205: ok since 2026-11-29T10:00:00.000Z";
         let diffs = [
             diff(1, Vec::new()),
             diff(
@@ -716,17 +801,17 @@ mod tests {
                 ],
             ),
         ];
-        let plain = render_diff(&id, &diffs, &Style { colour: false });
+        let plain = render_diff(heading, &diffs, &Style { colour: false });
         assert_eq!(
             plain,
-            "7118694749548072205\n\
+            "7118694749548072205: ok since 2026-11-29T10:00:00.000Z\n\
              version 1 · first seen 2026-11-29T10:00:00.000Z · seen 2 times (last 2026-11-29T11:00:00.000Z)\n\
              \x20 (first version)\n\
              version 2 · first seen 2026-11-29T10:00:00.000Z · seen 2 times (last 2026-11-29T11:00:00.000Z)\n\
              \x20 title: old\\u{1b}[2J → new\\nline\n\
              \x20 signature: (none) → hi\n"
         );
-        let coloured = render_diff(&id, &diffs, &Style { colour: true });
+        let coloured = render_diff(heading, &diffs, &Style { colour: true });
         assert!(
             coloured.contains("  signature: \x1b[31m(none)\x1b[0m → \x1b[32mhi\x1b[0m\n"),
             "{coloured:?}"

@@ -249,6 +249,16 @@ pub struct WatchedVideo {
     pub title: Option<String>,
 }
 
+/// The query of a [`WatchedVideo`], for a `WHERE` or `ORDER BY` to follow.
+macro_rules! watched_video_select {
+    () => {
+        "SELECT v.video_id, v.label, v.active, v.status, v.status_changed_at, \
+                COALESCE(l.version, 0) AS versions, l.first_seen_at AS last_changed_at, \
+                v.last_fetched_at, v.last_error_code, l.title \
+         FROM videos AS v LEFT JOIN latest_snapshots AS l ON l.video_id = v.video_id"
+    };
+}
+
 /// Video ids in order, held compactly: a pass's list of what to fetch. An id that fits in 63
 /// bits (every Douyin id so far: 19 digits starting with 6 or 7) takes 8 bytes; a longer one is
 /// kept aside as text.
@@ -779,16 +789,22 @@ impl Store {
 
     /// Every video ever added, active first, with its version count and latest title.
     pub async fn watched_videos(&self) -> Result<Vec<WatchedVideo>, StoreError> {
-        sqlx::query_as(
-            "SELECT v.video_id, v.label, v.active, v.status, v.status_changed_at, \
-                    COALESCE(l.version, 0) AS versions, l.first_seen_at AS last_changed_at, \
-                    v.last_fetched_at, v.last_error_code, l.title \
-             FROM videos AS v LEFT JOIN latest_snapshots AS l ON l.video_id = v.video_id \
-             ORDER BY v.active DESC, v.added_at, v.video_id",
-        )
+        sqlx::query_as(concat!(
+            watched_video_select!(),
+            " ORDER BY v.active DESC, v.added_at, v.video_id"
+        ))
         .fetch_all(&self.reader)
         .await
         .map_err(step("listing the watch list"))
+    }
+
+    /// One video ever added, as [`Store::watched_videos`] lists it; None if it never was.
+    pub async fn watched_video(&self, id: &VideoId) -> Result<Option<WatchedVideo>, StoreError> {
+        sqlx::query_as(concat!(watched_video_select!(), " WHERE v.video_id = ?"))
+            .bind(id.as_str())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(step("reading the watch list"))
     }
 
     /// Active video ids, the longest-unfetched first (never fetched before all others), but for
