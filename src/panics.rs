@@ -109,6 +109,21 @@ pub fn configure_failpoints() -> Result<(), FailpointError> {
     Ok(())
 }
 
+/// The wait a test asks of an async step at the fail point `name` (`name=return(MS)`), so that
+/// a signal can reach the process there; no wait when the point is off. (`fail`'s own `sleep`
+/// blocks the thread, and with it the runtime that would see the signal.)
+pub async fn failpoint_pause(name: &str) {
+    let pause = (|| {
+        fail::fail_point!(name, |ms: Option<String>| ms
+            .and_then(|ms| ms.parse().ok())
+            .map(std::time::Duration::from_millis));
+        None
+    })();
+    if let Some(pause) = pause {
+        tokio::time::sleep(pause).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

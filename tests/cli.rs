@@ -10,8 +10,9 @@ use std::time::Duration;
 use chrono::{Days, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
 use douyin_watch::simulator::SimulatorConfig;
+use nix::sys::signal::Signal;
 use serde_json::Value;
-use support::{InProcessSim, Run, SimProcess, TestEnv, free_port, ids};
+use support::{InProcessSim, Run, SimProcess, TestEnv, free_port, ids, poll_until};
 
 /// The next Beijing midnight, as the program stores timestamps.
 fn next_beijing_midnight() -> String {
@@ -1095,7 +1096,7 @@ fn a_second_pass_on_the_same_database_waits_for_none_and_calls_nothing() {
     env.watch(&ids(6));
     let mut first = env.spawn(&["fetch"]);
     let db = env.db();
-    let running = support::poll_until(Duration::from_secs(20), || {
+    let running = poll_until(Duration::from_secs(20), || {
         assert!(first.try_wait().is_none(), "{}", first.stderr());
         (db.count_or_zero("SELECT COUNT(*) FROM passes WHERE finished_at IS NULL") == 1
             && sim.stats().requests > 0)
@@ -1129,4 +1130,61 @@ fn a_second_pass_on_the_same_database_waits_for_none_and_calls_nothing() {
     assert_eq!(sim.stats().requests, 6, "each video called once");
     let third = env.run(&["fetch"]);
     assert_eq!(third.code, Some(0), "once the first has ended: {third:?}");
+}
+
+#[test]
+fn an_interrupted_export_leaves_no_temporary_file_and_the_old_export_as_it_was() {
+    let mut env = TestEnv::new();
+    env.watch(&ids(1));
+    let target = env.dir.path().join("fetches.csv");
+    std::fs::write(&target, "the last export\n").expect("old export");
+    // The export holds once its rows are written, before taking the old one's place.
+    env.set_var(
+        douyin_watch::panics::FAILPOINTS_VAR,
+        "export-written=return(60000)",
+    );
+    let temporary_files = || -> Vec<String> {
+        std::fs::read_dir(env.dir.path())
+            .expect("read dir")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|name| name.ends_with(".partial"))
+            .collect()
+    };
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        let mut export = env.spawn(&[
+            "export",
+            "fetches",
+            "--output",
+            target.to_str().expect("UTF-8 path"),
+        ]);
+        poll_until(Duration::from_secs(30), || {
+            (!temporary_files().is_empty()).then_some(())
+        })
+        .expect("the export writes its temporary file");
+        // The signal handler is set right after the file is created; give it time on a busy
+        // machine.
+        std::thread::sleep(Duration::from_millis(500));
+        export.signal(signal);
+        let status = export
+            .wait_timeout(Duration::from_secs(20))
+            .expect("the export ends on the signal");
+        assert_eq!(status.code(), Some(130), "{signal}: {}", export.stderr());
+        assert!(
+            export.stderr().contains("export interrupted"),
+            "{signal}: {}",
+            export.stderr()
+        );
+        assert_eq!(temporary_files(), Vec::<String>::new(), "{signal}");
+        assert_eq!(
+            std::fs::read_to_string(&target).expect("target"),
+            "the last export\n",
+            "{signal}: the old export is left as it was"
+        );
+    }
 }

@@ -135,7 +135,10 @@ pub(super) async fn export(store: &Store, args: ExportArgs) -> Result<ExitCode, 
             }
         }
         Some(path) => {
-            let rows = export_to_file(store, table, &filter, format, path).await?;
+            let Some(rows) = export_to_file(store, table, &filter, format, path).await? else {
+                eprintln!("export interrupted: {} left as it was", path.display());
+                return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
+            };
             outln!(
                 "wrote {rows} {} row{} to {}",
                 table.name(),
@@ -147,7 +150,8 @@ pub(super) async fn export(store: &Store, args: ExportArgs) -> Result<ExitCode, 
     }
 }
 
-/// Writes into a temporary file beside `path`, renamed over it once complete; through a symbolic
+/// Writes into a temporary file beside `path`, renamed over it once complete (None if a signal
+/// stopped it first: the temporary file is removed, `path` left as it was); through a symbolic
 /// link, beside the file it points to (the link stays). A pipe is written in place; a device or
 /// an open stream (`/dev/...`, `/proc/...`) is refused: a file renamed over it would replace it
 /// (as root, even a device node), and writing through it would land over what the shell opened.
@@ -157,7 +161,7 @@ async fn export_to_file(
     filter: &ExportFilter,
     format: Format,
     path: &Path,
-) -> Result<u64, Failure> {
+) -> Result<Option<u64>, Failure> {
     let usage = |what: &str| Failure::Usage(anyhow::anyhow!("--output {} {what}", path.display()));
     if path.starts_with("/dev") || path.starts_with("/proc") {
         return Err(usage(
@@ -183,6 +187,7 @@ async fn export_to_file(
             .map_err(|e| usage(&format!("cannot be written: {e}")))?;
         return write_export(store, table, filter, format, pipe)
             .await
+            .map(Some)
             .map_err(exporting);
     }
     let name = target
@@ -196,11 +201,20 @@ async fn export_to_file(
     let file = File::create(&partial).map_err(|e| usage(&format!("cannot be written: {e}")))?;
     let written = async {
         let rows = write_export(store, table, filter, format, file).await?;
+        // Tests hold a finished export here to interrupt it.
+        crate::panics::failpoint_pause("export-written").await;
         std::fs::rename(&partial, &target)?;
         Ok::<u64, ExportError>(rows)
-    }
-    .await;
-    written.map_err(|e| {
+    };
+    // Ctrl-C on a long export must not leave a hidden file of gigabytes behind.
+    let written = tokio::select! {
+        written = written => written,
+        () = super::shutdown_signal() => {
+            let _ = std::fs::remove_file(&partial);
+            return Ok(None);
+        }
+    };
+    written.map(Some).map_err(|e| {
         let _ = std::fs::remove_file(&partial);
         exporting(e)
     })
