@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use governor::clock::MonotonicClock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
@@ -29,7 +29,9 @@ use crate::error_code;
 use crate::metrics;
 use crate::notify::{Event, Notifier};
 use crate::pace::{Pace, Slot};
-use crate::quota::{QuotaGuard, ReserveReached, UsageWarning, quota_day, quota_exceeded_until};
+use crate::quota::{
+    QuotaGuard, ReserveReached, UsageWarning, counted_day, quota_day, quota_exceeded_until,
+};
 use crate::settings::Settings;
 use crate::store::{
     AttemptRecord, PassTotals, Pause, QuotaInput, SnapshotInput, Store, StoreError, StoredAttempt,
@@ -645,8 +647,9 @@ async fn collect_video(
         }
         let api_info = verdict.api_info.as_deref().map(parse_api_info);
         if let Some(Some(info)) = &api_info {
-            ctx.guard.observe(finished_at, info);
-            warn_on_usage(&ctx, info, finished_at);
+            let day = counted_day(started_at, verdict.server_time.as_deref());
+            ctx.guard.observe(day, info);
+            warn_on_usage(&ctx, info, day, finished_at);
         }
         drop(ticket);
         // Only now, with the quota it reported known, may the next call start.
@@ -766,12 +769,12 @@ fn notify_stored(
     }
 }
 
-/// Warns (log and webhook) the first time on a Beijing day that usage reaches `quota.warn_at`.
-fn warn_on_usage(ctx: &PassContext, info: &ApiInfo, at: DateTime<Utc>) {
+/// Warns (log and webhook) the first time on a Beijing day that usage reaches `quota.warn_at`;
+/// `day` is the one the figures count against.
+fn warn_on_usage(ctx: &PassContext, info: &ApiInfo, day: NaiveDate, at: DateTime<Utc>) {
     let (Some(today), Some(max)) = (info.today, info.max) else {
         return;
     };
-    let day = quota_day(at);
     if ctx.usage_warning.crossed(day, today, max) {
         warn!(
             today,

@@ -33,22 +33,50 @@ pub fn quota_day_bounds(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
     (start, end)
 }
 
+/// How far onebound's clock may run behind ours: an answer to a call that started this soon
+/// after Beijing midnight, with a `server_time` still on the day before, counts against that day.
+/// Migration 0009's `quota_samples.quota_day` writes the same rule in SQL.
+pub const SERVER_CLOCK_LAG: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// The Beijing day an answer's quota figures (and a `4013`) count against: the day its call
+/// started, or the day before when the call started within [`SERVER_CLOCK_LAG`] after midnight
+/// and the answer's `server_time` (onebound's Beijing clock, `Beijing/2022-09-29 14:25:29`) is
+/// still on that day. So an answer to a call sent just after our midnight, by a server clock a
+/// little behind ours, is not taken for the first figures of the new day: a `today` at the max
+/// would stop every call of the new day. A server time any further off (later, far earlier, or
+/// unreadable) is not believed.
+pub fn counted_day(started_at: DateTime<Utc>, server_time: Option<&str>) -> NaiveDate {
+    let started_day = quota_day(started_at);
+    let Some(day_before) = started_at
+        .checked_sub_signed(SERVER_CLOCK_LAG)
+        .map(quota_day)
+        .filter(|day| *day != started_day)
+    else {
+        return started_day;
+    };
+    // Compared as text, exactly as the SQL of migration 0009 does.
+    let server_date = server_time
+        .and_then(|text| text.strip_prefix("Beijing/"))
+        .and_then(|text| text.get(..10));
+    if server_date == Some(day_before.format("%Y-%m-%d").to_string().as_str()) {
+        day_before
+    } else {
+        started_day
+    }
+}
+
 /// When calls may start again after a `4013` (the day's quota used up): at the reset that ends
-/// the quota day the answer counted against. That day is the earlier of the call's start and
-/// the answer's `server_time` (onebound's Beijing clock, e.g. `Beijing/2022-09-29 14:25:29`), so
-/// a call sent just before midnight, or a server clock a little behind ours, is not taken for a
-/// `4013` of the new day, which would stop every call until the day after. When that reset has
-/// already passed by the time of the answer, the pause lasts `grace` instead.
+/// the quota day the answer counted against ([`counted_day`]), so that a call sent just before
+/// midnight, or a server clock a little behind ours, is not taken for a `4013` of the new day,
+/// which would stop every call until the day after. When that reset has already passed by the
+/// time of the answer, the pause lasts `grace` instead.
 pub fn quota_exceeded_until(
     started_at: DateTime<Utc>,
     server_time: Option<&str>,
     answered_at: DateTime<Utc>,
     grace: chrono::TimeDelta,
 ) -> DateTime<Utc> {
-    let counted_at = server_time
-        .and_then(parse_server_time)
-        .map_or(started_at, |server| server.min(started_at));
-    let reset = next_quota_reset(counted_at);
+    let reset = quota_day_bounds(counted_day(started_at, server_time)).1;
     if reset > answered_at {
         reset
     } else {
@@ -56,16 +84,6 @@ pub fn quota_exceeded_until(
             .checked_add_signed(grace)
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
-}
-
-/// onebound's `server_time`, `Beijing/YYYY-MM-DD HH:MM:SS`, as an instant.
-fn parse_server_time(text: &str) -> Option<DateTime<Utc>> {
-    let local = text.strip_prefix("Beijing/")?.trim();
-    let naive = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M:%S").ok()?;
-    Shanghai
-        .from_local_datetime(&naive)
-        .single()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 fn beijing_midnight(day: NaiveDate) -> Option<DateTime<Utc>> {
@@ -154,10 +172,14 @@ impl QuotaGuard {
         Ok(CallTicket { guard: self })
     }
 
-    /// Takes in the figures of an answer received at `now`.
-    pub fn observe(&self, now: DateTime<Utc>, info: &ApiInfo) {
+    /// Takes in the figures of an answer that count against `day` ([`counted_day`]); those of
+    /// a day already over are of no use.
+    pub fn observe(&self, day: NaiveDate, info: &ApiInfo) {
         let mut known = self.lock();
-        roll_over(&mut known, quota_day(now));
+        if day < known.day {
+            return;
+        }
+        roll_over(&mut known, day);
         if let Some(today) = info.today {
             // Answers overtake each other; the counter only grows within a day.
             known.today = Some(known.today.map_or(today, |t| t.max(today)));
@@ -218,7 +240,9 @@ impl UsageWarning {
             return false;
         }
         let mut warned_on = self.warned_on.lock().unwrap_or_else(|e| e.into_inner());
-        if *warned_on == Some(day) {
+        // Once a day is warned about, so are the days before it (an answer counted against
+        // yesterday can come in just after midnight).
+        if warned_on.is_some_and(|warned| warned >= day) {
             return false;
         }
         *warned_on = Some(day);
@@ -379,7 +403,7 @@ mod tests {
         assert_eq!(refused.in_flight, 3);
         drop(tickets);
         // The three calls were answered and counted by onebound.
-        guard.observe(now, &info(Some(98), Some(100)));
+        guard.observe(quota_day(now), &info(Some(98), Some(100)));
         assert!(guard.try_begin(now).is_err());
         assert!(guard.is_exhausted(now).is_some());
     }
@@ -415,6 +439,8 @@ mod tests {
             (next, 10, 100, false),
             (next, 81, 100, true),
             (next, 100, 0, false),
+            // An answer of the day before, counted after midnight: that day is over.
+            (day, 99, 100, false),
         ];
         for (on, today, max, fires) in steps {
             assert_eq!(warning.crossed(on, today, max), fires, "{on} {today}/{max}");
@@ -426,11 +452,81 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_counts_against_the_day_before_only_just_after_midnight_by_a_lagging_clock() {
+        // Beijing midnight of 2026-12-04 is 16:00 UTC.
+        let cases = [
+            // Called at Beijing 00:00:02; onebound's clock still on the 3rd.
+            (
+                "2026-12-03T16:00:02Z",
+                Some("Beijing/2026-12-03 23:59:58"),
+                "2026-12-03",
+            ),
+            (
+                "2026-12-03T16:09:59Z",
+                Some("Beijing/2026-12-03 23:59:58"),
+                "2026-12-03",
+            ),
+            // Ten minutes on, a server time of the day before is not believed.
+            (
+                "2026-12-03T16:10:00Z",
+                Some("Beijing/2026-12-03 23:59:58"),
+                "2026-12-04",
+            ),
+            // The server on the same day, ahead of ours, far behind, or unreadable.
+            (
+                "2026-12-03T16:00:02Z",
+                Some("Beijing/2026-12-04 00:00:03"),
+                "2026-12-04",
+            ),
+            (
+                "2026-12-03T15:59:59Z",
+                Some("Beijing/2026-12-04 00:00:01"),
+                "2026-12-03",
+            ),
+            (
+                "2026-12-03T16:00:02Z",
+                Some("Beijing/2022-09-29 14:25:29"),
+                "2026-12-04",
+            ),
+            ("2026-12-03T16:00:02Z", Some("yesterday"), "2026-12-04"),
+            ("2026-12-03T16:00:02Z", None, "2026-12-04"),
+            // Midday, whatever the server says.
+            (
+                "2026-12-04T04:00:00Z",
+                Some("Beijing/2026-12-03 12:00:00"),
+                "2026-12-04",
+            ),
+        ];
+        for (started, server_time, day) in cases {
+            assert_eq!(
+                counted_day(utc(started), server_time),
+                date(day),
+                "{started} {server_time:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn figures_of_a_day_over_do_not_count_for_the_new_one() {
+        let after_midnight = utc("2026-12-03T16:00:02Z");
+        let guard = QuotaGuard::new(0, quota_day(after_midnight), None, None);
+        // An answer counted against yesterday, with its quota used up.
+        guard.observe(date("2026-12-03"), &info(Some(100), Some(100)));
+        assert!(guard.is_exhausted(after_midnight).is_none());
+        assert!(guard.try_begin(after_midnight).is_ok());
+        guard.observe(quota_day(after_midnight), &info(Some(100), Some(100)));
+        assert!(
+            guard.is_exhausted(after_midnight).is_some(),
+            "today's own figures count"
+        );
+    }
+
+    #[test]
     fn observed_counts_only_grow_within_a_day() {
         let now = utc("2026-11-29T10:00:00Z");
         let guard = QuotaGuard::new(0, quota_day(now), None, None);
-        guard.observe(now, &info(Some(10), Some(10)));
-        guard.observe(now, &info(Some(7), Some(10)));
+        guard.observe(quota_day(now), &info(Some(10), Some(10)));
+        guard.observe(quota_day(now), &info(Some(7), Some(10)));
         let refused = guard.try_begin(now).expect_err("10 of 10 used");
         assert_eq!((refused.today, refused.max), (10, 10));
     }

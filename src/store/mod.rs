@@ -30,7 +30,7 @@ use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard, oneshot};
 use crate::api_info::ApiInfo;
 use crate::attempt::Outcome;
 use crate::content::{Content, FIELD_NAMES};
-use crate::quota::{quota_day, quota_day_bounds};
+use crate::quota::{SERVER_CLOCK_LAG, quota_day, quota_day_bounds};
 use crate::response::RawItem;
 use crate::video_id::VideoId;
 use attempts::{AttemptWriter, MIRRORED_PRAGMAS};
@@ -997,22 +997,27 @@ impl Store {
         }
     }
 
-    /// The highest `today` and the latest `max` reported on a Beijing day, as far as answers told.
+    /// The highest `today` and the latest `max` counted against a Beijing day, as far as answers
+    /// told.
     pub async fn day_quota(
         &self,
         day: NaiveDate,
     ) -> Result<(Option<u64>, Option<u64>), StoreError> {
-        // By `observed_at` (indexed through its fetch) rather than `quota_day` (computed).
+        // By `observed_at` (indexed through its fetch), then `quota_day` (computed): the day's
+        // answers are those of calls started on it, and up to `SERVER_CLOCK_LAG` after it.
         let (start, end) = quota_day_bounds(day);
+        let end = end.checked_add_signed(SERVER_CLOCK_LAG).unwrap_or(end);
         let row = sqlx::query(
             "SELECT MAX(calls_today) AS today, \
                     (SELECT calls_max FROM quota_samples \
-                     WHERE observed_at >= ?1 AND observed_at < ?2 AND calls_max IS NOT NULL \
+                     WHERE observed_at >= ?1 AND observed_at < ?2 AND quota_day = ?3 \
+                       AND calls_max IS NOT NULL \
                      ORDER BY id DESC LIMIT 1) AS max \
-             FROM quota_samples WHERE observed_at >= ?1 AND observed_at < ?2",
+             FROM quota_samples WHERE observed_at >= ?1 AND observed_at < ?2 AND quota_day = ?3",
         )
         .bind(timestamp(start))
         .bind(timestamp(end))
+        .bind(day.to_string())
         .fetch_one(&self.reader)
         .await
         .map_err(step("reading the quota"))?;
@@ -2041,6 +2046,130 @@ mod tests {
                 .query_row("SELECT api_info FROM quota_samples WHERE id = 1", [], |r| r.get(0))
                 .expect("view");
             prop_assert_eq!(quota.rebuilt_api_info(), written);
+            tx.rollback().expect("rollback");
+        });
+    }
+
+    /// A 4013 to a call sent just after Beijing midnight, by a server whose clock was still on
+    /// the day before, is that day's: the new day's passes must not find their quota used up.
+    #[tokio::test]
+    async fn figures_counted_against_the_day_before_are_not_the_new_days() {
+        let (_dir, store) = store().await;
+        let video = id("7200000000000000001");
+        store
+            .add_videos(std::slice::from_ref(&video), None, Utc::now())
+            .await
+            .expect("add");
+        // Beijing midnight of 2026-12-04 is 16:00 UTC.
+        let at = |text: &str| text.parse::<DateTime<Utc>>().expect("instant");
+        let answers = [
+            ("2026-12-03T15:59:00Z", "Beijing/2026-12-03 23:58:59", 9_990),
+            (
+                "2026-12-03T16:00:01Z",
+                "Beijing/2026-12-03 23:59:59",
+                10_000,
+            ),
+            ("2026-12-03T16:00:05Z", "Beijing/2026-12-04 00:00:04", 3),
+        ];
+        for (started, server_time, today) in answers {
+            let info = ApiInfo {
+                today: Some(today),
+                max: Some(10_000),
+                ..ApiInfo::default()
+            };
+            let api_info = format!("today:{today} max:10000");
+            store
+                .record_attempt(AttemptRecord {
+                    started_at: at(started),
+                    finished_at: at(started),
+                    outcome: Outcome::ApiError,
+                    error_code: Some("4013"),
+                    quota: Some(QuotaInput {
+                        api_info: &api_info,
+                        parsed: Some(&info),
+                        server_time: Some(server_time),
+                    }),
+                    ..ok_attempt(video.as_str(), None, VideoStatus::Untouched)
+                })
+                .await
+                .expect("stored");
+        }
+        let day = |text: &str| text.parse::<NaiveDate>().expect("day");
+        assert_eq!(
+            store.day_quota(day("2026-12-03")).await.expect("quota"),
+            (Some(10_000), Some(10_000))
+        );
+        assert_eq!(
+            store.day_quota(day("2026-12-04")).await.expect("quota"),
+            (Some(3), Some(10_000))
+        );
+        store.close().await;
+    }
+
+    /// `quota_samples.quota_day` (SQL, migration 0009) and `counted_day` (Rust, which the quota
+    /// guard and the 4013 pause use) must name the same day for every answer.
+    #[test]
+    fn the_quota_samples_view_counts_an_answer_to_the_day_counted_day_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async {
+                Store::open(SqliteConnectOptions::new().filename(&path))
+                    .await
+                    .expect("open")
+                    .close()
+                    .await;
+            });
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        // Calls around a Beijing midnight (16:00 UTC) and at any time of day; server times on
+        // the day before, the same day, the day after, written oddly, or missing.
+        let midnight = "2026-12-03T16:00:00Z"
+            .parse::<DateTime<Utc>>()
+            .expect("instant");
+        let started = prop_oneof![
+            (-1_200_000i64..1_200_000)
+                .prop_map(move |ms| midnight + chrono::Duration::milliseconds(ms)),
+            (0i64..86_400_000 * 3)
+                .prop_map(move |ms| midnight + chrono::Duration::milliseconds(ms)),
+        ];
+        let server_time = proptest::option::of(prop_oneof![
+            (-2i64..=2, 0u32..24, 0u32..60).prop_map(|(days, hour, minute)| {
+                let day = NaiveDate::from_ymd_opt(2026, 12, 4).expect("day")
+                    + chrono::Duration::days(days);
+                format!("Beijing/{day} {hour:02}:{minute:02}:00")
+            }),
+            Just("Beijing/2026-12-3 23:59:59".to_owned()),
+            Just("Beijing/02026-12-3 23:59:59".to_owned()),
+            Just("Beijing/2026-12-03".to_owned()),
+            Just("2026-12-03 23:59:59".to_owned()),
+            Just("yesterday".to_owned()),
+        ]);
+        proptest!(ProptestConfig::with_cases(1024), |(started in started, server_time in server_time)| {
+            let tx = conn.unchecked_transaction().expect("transaction");
+            tx.execute(
+                "INSERT INTO videos (video_id, added_at) VALUES ('7200000000000000001', 'now')",
+                [],
+            )
+            .expect("video");
+            tx.execute(
+                "INSERT INTO fetches (id, video_id, started_at, finished_at, attempt, outcome) \
+                 VALUES (1, '7200000000000000001', ?1, ?1, 1, 'ok')",
+                [timestamp(started)],
+            )
+            .expect("fetch");
+            tx.execute(
+                "INSERT INTO quota_readings (fetch_id, server_time, calls_today) VALUES (1, ?1, 1)",
+                [&server_time],
+            )
+            .expect("reading");
+            let counted: String = tx
+                .query_row("SELECT quota_day FROM quota_samples WHERE id = 1", [], |r| r.get(0))
+                .expect("view");
+            prop_assert_eq!(
+                crate::quota::counted_day(started, server_time.as_deref()).to_string(),
+                counted
+            );
             tx.rollback().expect("rollback");
         });
     }
