@@ -59,6 +59,38 @@ fn watch(dir: &tempfile::TempDir, ids: &[&str]) {
     assert!(status.success());
 }
 
+/// A simulator on a free loopback port.
+async fn start_simulator(config: SimulatorConfig) -> Simulator {
+    Simulator::start("127.0.0.1:0".parse().expect("addr"), config)
+        .await
+        .expect("simulator")
+}
+
+/// Starts the daemon (`run`) against `simulator`, with a pass every second, `/metrics` and
+/// `/healthz` on `port`, and `env` on top; its log goes to `daemon.err` in `dir`.
+fn daemon_with_metrics(
+    dir: &tempfile::TempDir,
+    simulator: &Simulator,
+    port: u16,
+    env: &[(&str, String)],
+) -> Daemon {
+    let mut settings = vec![
+        ("DOUYIN_WATCH__API__BASE_URL", simulator.base_url()),
+        ("DOUYIN_WATCH__SCHEDULE__CRON", "*/1 * * * * *".to_owned()),
+        ("DOUYIN_WATCH__METRICS__LISTEN", format!("127.0.0.1:{port}")),
+    ];
+    settings.extend_from_slice(env);
+    let log = std::fs::File::create(dir.path().join("daemon.err")).expect("log file");
+    Daemon(
+        command(dir, &settings)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("daemon starts"),
+    )
+}
+
 /// GETs `url` until `done` accepts the answer or 20 s pass.
 async fn poll(url: &str, done: impl Fn(u16, &str) -> bool) -> (u16, String) {
     let client = reqwest::Client::new();
@@ -91,15 +123,11 @@ fn samples(text: &str) -> HashMap<String, f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_health_are_served_while_the_daemon_runs() {
-    let simulator = Simulator::start(
-        "127.0.0.1:0".parse().expect("addr"),
-        SimulatorConfig {
-            not_found: ["7100000000000000404".to_owned()].into(),
-            ..SimulatorConfig::default()
-        },
-    )
-    .await
-    .expect("simulator");
+    let simulator = start_simulator(SimulatorConfig {
+        not_found: ["7100000000000000404".to_owned()].into(),
+        ..SimulatorConfig::default()
+    })
+    .await;
     let dir = tempfile::tempdir().expect("tempdir");
     watch(
         &dir,
@@ -110,20 +138,7 @@ async fn metrics_and_health_are_served_while_the_daemon_runs() {
         ],
     );
     let port = free_port();
-    let _daemon = Daemon(
-        command(
-            &dir,
-            &[
-                ("DOUYIN_WATCH__API__BASE_URL", simulator.base_url()),
-                ("DOUYIN_WATCH__SCHEDULE__CRON", "*/1 * * * * *".to_owned()),
-                ("DOUYIN_WATCH__METRICS__LISTEN", format!("127.0.0.1:{port}")),
-            ],
-        )
-        .arg("run")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("daemon starts"),
-    );
+    let _daemon = daemon_with_metrics(&dir, &simulator, port, &[]);
 
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     poll(&metrics_url, |status, body| {
@@ -190,32 +205,19 @@ async fn metrics_and_health_are_served_while_the_daemon_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_turns_503_when_no_pass_completes_in_time() {
     // Every answer takes a minute: the first pass never completes during the test.
-    let simulator = Simulator::start(
-        "127.0.0.1:0".parse().expect("addr"),
-        SimulatorConfig {
-            latency: Duration::from_secs(60),
-            ..SimulatorConfig::default()
-        },
-    )
-    .await
-    .expect("simulator");
+    let simulator = start_simulator(SimulatorConfig {
+        latency: Duration::from_secs(60),
+        ..SimulatorConfig::default()
+    })
+    .await;
     let dir = tempfile::tempdir().expect("tempdir");
     watch(&dir, &["7100000000000000001"]);
     let port = free_port();
-    let _daemon = Daemon(
-        command(
-            &dir,
-            &[
-                ("DOUYIN_WATCH__API__BASE_URL", simulator.base_url()),
-                ("DOUYIN_WATCH__API__TIMEOUT", "2m".to_owned()),
-                ("DOUYIN_WATCH__SCHEDULE__CRON", "*/1 * * * * *".to_owned()),
-                ("DOUYIN_WATCH__METRICS__LISTEN", format!("127.0.0.1:{port}")),
-            ],
-        )
-        .arg("run")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("daemon starts"),
+    let _daemon = daemon_with_metrics(
+        &dir,
+        &simulator,
+        port,
+        &[("DOUYIN_WATCH__API__TIMEOUT", "2m".to_owned())],
     );
     let url = format!("http://127.0.0.1:{port}/healthz");
     let (status, _) = poll(&url, |status, _| status != 0).await;
@@ -233,34 +235,19 @@ async fn health_turns_503_when_no_pass_completes_in_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_that_fail_before_any_call_count_as_failed() {
-    let simulator = Simulator::start(
-        "127.0.0.1:0".parse().expect("addr"),
-        SimulatorConfig::default(),
-    )
-    .await
-    .expect("simulator");
+    let simulator = start_simulator(SimulatorConfig::default()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     watch(&dir, &["7100000000000000001"]);
     let port = free_port();
-    let _daemon = Daemon(
-        command(
-            &dir,
-            &[
-                ("DOUYIN_WATCH__API__BASE_URL", simulator.base_url()),
-                // More free space than any disk has: every pass fails at its start.
-                (
-                    "DOUYIN_WATCH__DATABASE__MIN_FREE_MIB",
-                    "1000000000000".to_owned(),
-                ),
-                ("DOUYIN_WATCH__SCHEDULE__CRON", "*/1 * * * * *".to_owned()),
-                ("DOUYIN_WATCH__METRICS__LISTEN", format!("127.0.0.1:{port}")),
-            ],
-        )
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("daemon starts"),
+    // More free space than any disk has: every pass fails at its start.
+    let _daemon = daemon_with_metrics(
+        &dir,
+        &simulator,
+        port,
+        &[(
+            "DOUYIN_WATCH__DATABASE__MIN_FREE_MIB",
+            "1000000000000".to_owned(),
+        )],
     );
     let (_, text) = poll(
         &format!("http://127.0.0.1:{port}/metrics"),
@@ -281,12 +268,7 @@ async fn passes_that_fail_before_any_call_count_as_failed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_healthcheck_command_judges_the_last_pass() {
-    let simulator = Simulator::start(
-        "127.0.0.1:0".parse().expect("addr"),
-        SimulatorConfig::default(),
-    )
-    .await
-    .expect("simulator");
+    let simulator = start_simulator(SimulatorConfig::default()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     watch(&dir, &["7100000000000000001"]);
     let every_second = [("DOUYIN_WATCH__SCHEDULE__CRON", "*/1 * * * * *".to_owned())];
