@@ -317,48 +317,6 @@ async fn a_failure_a_retry_mends_leaves_the_video_ok_since_it_was() {
 }
 
 #[tokio::test]
-async fn a_video_whose_retry_is_cut_short_is_left_failing() {
-    let h = harness(
-        SimulatorConfig::default(),
-        &[("RETRY__BASE_DELAY", "30s"), ("RETRY__MAX_DELAY", "30s")],
-    )
-    .await;
-    h.watch(&[ID_A]).await;
-    h.pass().await;
-    h.simulator
-        .script(ID_A, vec![Scripted::Code("4000".into())]);
-    let shutdown = CancellationToken::new();
-    let collector = h.collector();
-    let cancel_when_waiting = async {
-        while h.scalar("SELECT COUNT(*) FROM fetches").await < 2 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        shutdown.cancel();
-    };
-    let (report, ()) = tokio::join!(
-        collector.run_pass(Trigger::Fetch, None, &shutdown),
-        cancel_when_waiting
-    );
-    let report = report.expect("pass");
-    assert_eq!(report.totals.stopped_by.as_deref(), Some("shutdown"));
-    let row = h
-        .rows("SELECT status, status_changed_at, last_error_code FROM videos")
-        .await;
-    assert_eq!(column::<String>(&row[0], "status"), "failing");
-    assert_eq!(
-        column::<Option<String>>(&row[0], "last_error_code").as_deref(),
-        Some("4000")
-    );
-    let failed_at = h
-        .rows("SELECT finished_at FROM fetches ORDER BY id DESC LIMIT 1")
-        .await;
-    assert_eq!(
-        column::<String>(&row[0], "status_changed_at"),
-        column::<String>(&failed_at[0], "finished_at")
-    );
-}
-
-#[tokio::test]
 async fn retries_stop_at_max_attempts() {
     let h = harness(SimulatorConfig::default(), &[("RETRY__MAX_ATTEMPTS", "3")]).await;
     h.watch(&[ID_A]).await;
@@ -976,16 +934,16 @@ async fn a_shutdown_while_a_video_waits_for_its_retry_stops_the_pass_as_shutdown
     )
     .await;
     h.watch(&[ID_A]).await;
+    h.pass().await;
     h.simulator
         .script(ID_A, vec![Scripted::Code("4000".into())]);
     let shutdown = CancellationToken::new();
     let collector = h.collector();
     let cancel_when_waiting = async {
-        while h.simulator.stats().requests == 0 {
+        // The failed attempt is stored; its video then waits 30 s for the retry.
+        while h.scalar("SELECT COUNT(*) FROM fetches").await < 2 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        // The failed attempt is being stored; its video then waits 30 s for the retry.
-        tokio::time::sleep(Duration::from_millis(300)).await;
         shutdown.cancel();
     };
     let (report, ()) = tokio::join!(
@@ -1000,5 +958,25 @@ async fn a_shutdown_while_a_video_waits_for_its_retry_stops_the_pass_as_shutdown
         "a retry was left undone: {}",
         report.summary()
     );
-    assert_eq!(h.simulator.stats().requests, 1);
+    assert_eq!(
+        h.simulator.stats().requests,
+        2,
+        "the first pass's and the 4000"
+    );
+    // The ok video is failing since the failure no retry came after.
+    let video = h
+        .rows("SELECT status, status_changed_at, last_error_code FROM videos")
+        .await;
+    let failed = h
+        .rows("SELECT finished_at FROM fetches ORDER BY id DESC LIMIT 1")
+        .await;
+    assert_eq!(column::<String>(&video[0], "status"), "failing");
+    assert_eq!(
+        column::<Option<String>>(&video[0], "last_error_code").as_deref(),
+        Some("4000")
+    );
+    assert_eq!(
+        column::<String>(&video[0], "status_changed_at"),
+        column::<String>(&failed[0], "finished_at")
+    );
 }

@@ -2006,10 +2006,9 @@ mod tests {
             })
     }
 
-    /// The writer keeps an `api_info` only where the view would not give it back: the two must
-    /// agree on what the view writes.
-    #[test]
-    fn the_rebuilt_api_info_is_what_the_quota_samples_view_writes() {
+    /// A database with every migration applied, opened plainly (for tests that hold the views'
+    /// SQL to the Rust that mirrors it).
+    fn migrated_database() -> (tempfile::TempDir, rusqlite::Connection) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.db");
         tokio::runtime::Runtime::new()
@@ -2022,6 +2021,14 @@ mod tests {
                     .await;
             });
         let conn = rusqlite::Connection::open(&path).expect("open");
+        (dir, conn)
+    }
+
+    /// The writer keeps an `api_info` only where the view would not give it back: the two must
+    /// agree on what the view writes.
+    #[test]
+    fn the_rebuilt_api_info_is_what_the_quota_samples_view_writes() {
+        let (_dir, conn) = migrated_database();
         proptest!(ProptestConfig::with_cases(512), |(quota in quota_figures())| {
             let tx = conn.unchecked_transaction().expect("transaction");
             tx.execute_batch(
@@ -2110,18 +2117,7 @@ mod tests {
     /// guard and the 4013 pause use) must name the same day for every answer.
     #[test]
     fn the_quota_samples_view_counts_an_answer_to_the_day_counted_day_does() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        tokio::runtime::Runtime::new()
-            .expect("runtime")
-            .block_on(async {
-                Store::open(SqliteConnectOptions::new().filename(&path))
-                    .await
-                    .expect("open")
-                    .close()
-                    .await;
-            });
-        let conn = rusqlite::Connection::open(&path).expect("open");
+        let (_dir, conn) = migrated_database();
         // Calls around a Beijing midnight (16:00 UTC) and at any time of day; server times on
         // the day before, the same day, the day after, written oddly, or missing.
         let midnight = "2026-12-03T16:00:00Z"
