@@ -731,6 +731,40 @@ async fn since_and_video_filter_the_rows() {
         4,
         "the header and 3 rows, nothing older: {written}"
     );
+
+    // A link to a file not there yet: the file is made, the link stays.
+    let later = db.dir.path().join("later.csv");
+    let dangling = db.dir.path().join("dangling.csv");
+    std::os::unix::fs::symlink("later.csv", &dangling).expect("symlink");
+    let output = db.run(&["export", "quota", "-o", dangling.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(
+        std::fs::symlink_metadata(&dangling)
+            .expect("link")
+            .file_type()
+            .is_symlink(),
+        "the link is still a link"
+    );
+    assert_eq!(std::fs::read_to_string(&later).expect("made"), written);
+
+    // The database itself, by its name or through a link, is never written over.
+    let database = db.dir.path().join("test.db");
+    let to_database = db.dir.path().join("to-database.csv");
+    std::os::unix::fs::symlink(&database, &to_database).expect("symlink");
+    let before = std::fs::read(&database).expect("database");
+    for path in [&database, &to_database] {
+        let output = db.run(&["export", "quota", "-o", path.to_str().expect("UTF-8")]);
+        assert_eq!(output.status.code(), Some(2), "{path:?}: {output:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("is the database itself"),
+            "{output:?}"
+        );
+        assert_eq!(
+            std::fs::read(&database).expect("database"),
+            before,
+            "{path:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -173,10 +173,24 @@ async fn export_to_file(
     }
     let is_link = std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink());
     let target = if is_link {
-        std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+        // A link to a file not yet there is written through too: the file is made, the link
+        // stays.
+        std::fs::canonicalize(path)
+            .or_else(|_| {
+                std::fs::read_link(path).map(|to| match path.parent() {
+                    Some(folder) => folder.join(to),
+                    None => to,
+                })
+            })
+            .unwrap_or_else(|_| path.to_path_buf())
     } else {
         path.to_path_buf()
     };
+    if store.owns_file(&target) {
+        return Err(usage(
+            "is the database itself (or a file SQLite keeps beside it); name another file",
+        ));
+    }
     let exporting = |e: ExportError| {
         Failure::Other(anyhow::Error::from(e).context(format!("exporting to {}", path.display())))
     };

@@ -575,6 +575,21 @@ impl Store {
         })
     }
 
+    /// Whether `path` (after its symbolic links) is this database's file, or a file SQLite or
+    /// douyin-watch keeps beside it: writing over any of them would destroy the database.
+    pub fn owns_file(&self, path: &std::path::Path) -> bool {
+        let Ok(path) = std::fs::canonicalize(path) else {
+            return false;
+        };
+        ["", "-wal", "-shm", "-journal", ".pass-lock"]
+            .into_iter()
+            .any(|suffix| {
+                let mut own = self.path.clone().into_os_string();
+                own.push(suffix);
+                std::fs::canonicalize(own).is_ok_and(|own| own == path)
+            })
+    }
+
     /// Claims the right to run a pass on this database, across processes: an exclusive lock on
     /// `<database>.pass-lock`, released when the claim is dropped (or its process ends, however).
     /// `None` when another pass holds it.
