@@ -135,8 +135,14 @@ pub(super) async fn export(store: &Store, args: ExportArgs) -> Result<ExitCode, 
             }
         }
         Some(path) => {
+            let existed = path.exists();
             let Some(rows) = export_to_file(store, table, &filter, format, path).await? else {
-                eprintln!("export interrupted: {} left as it was", path.display());
+                let left = if existed {
+                    "left as it was"
+                } else {
+                    "not written"
+                };
+                eprintln!("export interrupted: {} {left}", path.display());
                 return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
             };
             outln!(
@@ -207,6 +213,9 @@ async fn export_to_file(
     let name = target
         .file_name()
         .ok_or_else(|| usage("is not a file name"))?;
+    // Listening before the temporary file exists: a signal in between would leave it behind.
+    let stopped = stop_signals()
+        .map_err(|e| Failure::Other(anyhow::Error::from(e).context("cannot listen for signals")))?;
     let mut partial_name = std::ffi::OsString::from(".");
     partial_name.push(name);
     partial_name.push(format!(".{}.partial", std::process::id()));
@@ -223,7 +232,7 @@ async fn export_to_file(
     // Ctrl-C on a long export must not leave a hidden file of gigabytes behind.
     let written = tokio::select! {
         written = written => written,
-        () = super::shutdown_signal() => {
+        () = stopped => {
             let _ = std::fs::remove_file(&partial);
             return Ok(None);
         }
@@ -231,6 +240,31 @@ async fn export_to_file(
     written.map(Some).map_err(|e| {
         let _ = std::fs::remove_file(&partial);
         exporting(e)
+    })
+}
+
+/// Resolves on SIGINT, SIGTERM or SIGHUP (the terminal or ssh session closed), listening from
+/// the moment it is made rather than from its first poll.
+#[cfg(unix)]
+fn stop_signals() -> io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+            _ = hangup.recv() => {}
+        }
+    })
+}
+
+/// Resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn stop_signals() -> io::Result<impl Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
     })
 }
 
