@@ -132,10 +132,11 @@ fn standing(video: &WatchedVideo) -> String {
     let status = match video.status.as_str() {
         "pending" => "not fetched yet".to_owned(),
         "ok" => format!("ok{since}"),
-        "not_found" => format!(
+        "not_found" if video.active => format!(
             "gone{since}: onebound answers 2000 (not found); asked again after \
              retry.not_found_recheck"
         ),
+        "not_found" => format!("gone{since}: onebound answered 2000 (not found)"),
         "failing" => match video.last_error_code.as_deref() {
             Some(code) => format!("failing{since}, last error {code}"),
             None => format!("failing{since}"),
@@ -239,7 +240,7 @@ impl Style {
 /// `text` with control characters escaped (`\n`, `\u{1b}`), so that a value sent by the API
 /// cannot break the line or drive the terminal; bidirectional overrides too (`\u{202e}`), which
 /// would show the text after them reversed.
-fn escape_controls(text: &str) -> String {
+pub(super) fn escape_controls(text: &str) -> String {
     text.chars()
         .map(|c| {
             let bidi = matches!(
@@ -773,6 +774,11 @@ mod tests {
             (
                 video("ok", false, None),
                 "ok since 2026-11-29T10:00:00.000Z; removed from the watch list",
+            ),
+            (
+                video("not_found", false, Some("2000")),
+                "gone since 2026-11-29T10:00:00.000Z: onebound answered 2000 (not found); \
+                 removed from the watch list",
             ),
         ];
         for (video, expected) in cases {

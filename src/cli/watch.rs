@@ -7,7 +7,8 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::Subcommand;
 
-use super::{Failure, parse_ids, show};
+use super::show::{self, escape_controls};
+use super::{Failure, parse_ids};
 use crate::settings::Settings;
 use crate::short_link::ShortLinkResolver;
 use crate::store::Store;
@@ -95,10 +96,12 @@ fn read_entries(file: &str) -> anyhow::Result<Vec<Entry>> {
             .context("cannot read entries from standard input")?;
         ("standard input", bytes)
     } else {
-        let bytes =
-            std::fs::read(file).with_context(|| format!("cannot read entries from {file}"))?;
+        let bytes = std::fs::read(file)
+            .with_context(|| format!("cannot read entries from {}", escape_controls(file)))?;
         (file, bytes)
     };
+    // The name goes into messages on the terminal.
+    let name = &escape_controls(name);
     let text = String::from_utf8(bytes).map_err(|error| {
         // Windows' "Unicode" text (Notepad, PowerShell's `>`) is UTF-16 with a byte-order mark.
         let hint = if error.as_bytes().starts_with(&[0xFF, 0xFE])
@@ -230,6 +233,18 @@ mod tests {
                 .ends_with("not UTF-8 text (save it as UTF-8)"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_file_name_cannot_drive_the_terminal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ids\u{1b}[2J.txt");
+        std::fs::write(&path, "not-an-id\n").expect("write");
+        let path = path.to_str().expect("path");
+        let entries = read_entries(path).expect("read");
+        let from = entries[0].from.as_deref().expect("from the file");
+        assert!(from.ends_with("ids\\u{1b}[2J.txt line 1"), "{from}");
+        assert!(!from.contains('\u{1b}'), "{from:?}");
     }
 
     #[test]
