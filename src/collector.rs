@@ -4,6 +4,7 @@
 //! quota guard is asked before every call, charged answers are never retried, an account-level
 //! code stops the pass at once, and after 4013 no call is made until the Beijing day rolls over.
 
+use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -279,6 +280,8 @@ struct PassContext {
     calls: Mutex<Calls>,
     notifier: Notifier,
     usage_warning: Arc<UsageWarning>,
+    /// Videos `watch remove` took off the list since the pass began (see `watch_removals`).
+    removed: Mutex<HashSet<VideoId>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -436,6 +439,7 @@ impl Collector {
             calls: Mutex::new(Calls::default()),
             notifier: self.notifier.clone(),
             usage_warning: Arc::clone(&self.usage_warning),
+            removed: Mutex::default(),
         });
 
         if let Some(pause) = self.store.active_pause(now).await? {
@@ -455,6 +459,8 @@ impl Collector {
         // and joins then stay on the workers instead of waking the thread that called
         // `run_pass` (the `fetch` command's main thread) for every video. Dropping this future
         // still stops the pass: the task is aborted with it.
+        let removals = tokio::spawn(watch_removals(Arc::clone(&ctx), now));
+        let _stop_watching = AbortOnDrop(removals.abort_handle());
         let driver = tokio::spawn(drive(self.clone(), Arc::clone(&ctx), ids, totals));
         let _abort = AbortOnDrop(driver.abort_handle());
         let mut totals = match driver.await {
@@ -533,6 +539,27 @@ async fn drive(
         }
     }
     totals
+}
+
+/// How often a pass asks which videos were removed from the watch list since it began.
+const REMOVAL_CHECK: Duration = Duration::from_secs(2);
+
+/// Keeps `ctx.removed` up to date, so that a video taken off the list during a long pass (a low
+/// `api.rate_per_sec`, a retry's backoff) gets no further paid call.
+async fn watch_removals(ctx: Arc<PassContext>, since: DateTime<Utc>) {
+    let mut checks =
+        tokio::time::interval_at(tokio::time::Instant::now() + REMOVAL_CHECK, REMOVAL_CHECK);
+    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        checks.tick().await;
+        match ctx.store.removed_since(since).await {
+            Ok(removed) => *lock(&ctx.removed) = removed,
+            Err(error) => warn!(
+                error = %error,
+                "cannot read the watch list; videos removed during this pass may still be called"
+            ),
+        }
+    }
 }
 
 /// How many videos may be started and not yet stored, for `concurrency` calls in flight: enough
@@ -615,6 +642,10 @@ async fn collect_video(
         }
         if ctx.stop.is_cancelled() {
             return ctx.cut_short(end);
+        }
+        if lock(&ctx.removed).contains(&id) {
+            info!(video_id = %id, attempt, "removed from the watch list during the pass; not called");
+            return end;
         }
         let ticket = match ctx.guard.try_begin(Utc::now()) {
             Ok(ticket) => ticket,

@@ -316,6 +316,60 @@ async fn a_failure_a_retry_mends_leaves_the_video_ok_since_it_was() {
     );
 }
 
+/// Runs a pass and, once the simulator has had `requests` requests, takes `removed` off the
+/// watch list; returns the pass's report.
+async fn pass_removing(h: &PassHarness, requests: u64, removed: &str) -> PassReport {
+    let shutdown = CancellationToken::new();
+    let collector = h.collector();
+    let remove = async {
+        while h.simulator.stats().requests < requests {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let id: douyin_watch::video_id::VideoId = removed.parse().expect("id");
+        let done = h
+            .store
+            .remove_videos(&[id], Utc::now())
+            .await
+            .expect("remove");
+        assert_eq!(done.removed, [removed]);
+    };
+    let (report, ()) = tokio::join!(collector.run_pass(Trigger::Fetch, None, &shutdown), remove);
+    report.expect("pass")
+}
+
+#[tokio::test]
+async fn a_video_removed_during_its_retry_wait_is_not_called_again() {
+    let h = harness(
+        SimulatorConfig::default(),
+        &[("RETRY__BASE_DELAY", "5s"), ("RETRY__MAX_DELAY", "5s")],
+    )
+    .await;
+    h.watch(&[ID_A]).await;
+    h.simulator
+        .script(ID_A, vec![Scripted::Code("4000".into())]);
+    let report = pass_removing(&h, 1, ID_A).await;
+    assert_eq!(h.simulator.stats().requests, 1, "{}", report.summary());
+    assert_eq!(report.totals.failed, 1, "{}", report.summary());
+    assert_eq!(h.scalar("SELECT COUNT(*) FROM fetches").await, 1);
+}
+
+#[tokio::test]
+async fn a_video_removed_before_its_turn_in_a_pass_is_not_called() {
+    // Two calls a second: the eighth video's turn comes 3.5 s into the pass.
+    let h = harness(SimulatorConfig::default(), &[("API__RATE_PER_SEC", "2")]).await;
+    let all = ids(8);
+    h.watch(&all).await;
+    let report = pass_removing(&h, 1, &all[7]).await;
+    assert_eq!(report.totals.fetched_ok, 7, "{}", report.summary());
+    assert_eq!(report.totals.skipped, 1, "{}", report.summary());
+    assert_eq!(h.simulator.stats().requests, 7);
+    assert_eq!(
+        h.scalar("SELECT COUNT(*) FROM fetches WHERE video_id = '7100000000000000008'")
+            .await,
+        0
+    );
+}
+
 #[tokio::test]
 async fn retries_stop_at_max_attempts() {
     let h = harness(SimulatorConfig::default(), &[("RETRY__MAX_ATTEMPTS", "3")]).await;

@@ -15,6 +15,7 @@ mod attempts;
 mod reports;
 pub use reports::*;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -820,6 +821,25 @@ impl Store {
             .fetch_optional(&self.reader)
             .await
             .map_err(step("reading the watch list"))
+    }
+
+    /// The videos taken off the watch list at or after `since` (a pass's start): the pass makes
+    /// no further call for them.
+    pub async fn removed_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<HashSet<VideoId>, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT video_id FROM videos WHERE active = 0 AND removed_at >= ?")
+                .bind(timestamp(since))
+                .fetch_all(&self.reader)
+                .await
+                .map_err(step("reading the watch list"))?;
+        // An id stored by hand that is no id cannot be in a pass's list either.
+        Ok(ids
+            .iter()
+            .filter_map(|id| VideoId::parse(id).ok())
+            .collect())
     }
 
     /// Active video ids, the longest-unfetched first (never fetched before all others), but for
