@@ -172,6 +172,11 @@ impl Db {
 
     /// Runs the real binary on this database.
     fn run(&self, args: &[&str]) -> Output {
+        self.run_on(&self.dir.path().join("test.db"), args)
+    }
+
+    /// Runs the real binary on the database file named `database` (a link to this one, say).
+    fn run_on(&self, database: &std::path::Path, args: &[&str]) -> Output {
         let mut command = assert_cmd::cargo::cargo_bin_cmd!("douyin-watch");
         for (key, _) in std::env::vars() {
             if key.starts_with("DOUYIN_WATCH") || key == "RUST_LOG" || key == "NO_COLOR" {
@@ -179,7 +184,10 @@ impl Db {
             }
         }
         command
-            .env("DOUYIN_WATCH__DATABASE__URL", self.url())
+            .env(
+                "DOUYIN_WATCH__DATABASE__URL",
+                format!("sqlite://{}", database.display()),
+            )
             .env("DOUYIN_WATCH__LOG__LEVEL", "warn")
             .args(args);
         command.output().expect("the binary runs")
@@ -747,12 +755,43 @@ async fn since_and_video_filter_the_rows() {
     );
     assert_eq!(std::fs::read_to_string(&later).expect("made"), written);
 
-    // The database itself, by its name or through a link, is never written over.
+    // A chain of links to a file not there yet: the file at its end is made, every link stays.
+    let first = db.dir.path().join("first.csv");
+    std::os::unix::fs::symlink("second.csv", &first).expect("symlink");
+    std::os::unix::fs::symlink("third.csv", db.dir.path().join("second.csv")).expect("symlink");
+    let output = db.run(&["export", "quota", "-o", first.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    for link in ["first.csv", "second.csv"] {
+        let meta = std::fs::symlink_metadata(db.dir.path().join(link)).expect("link");
+        assert!(meta.file_type().is_symlink(), "{link} is still a link");
+    }
+    assert_eq!(
+        std::fs::read_to_string(db.dir.path().join("third.csv")).expect("made"),
+        written
+    );
+    // A loop of links is refused, and stays as it was.
+    let loop_a = db.dir.path().join("loop-a.csv");
+    std::os::unix::fs::symlink("loop-b.csv", &loop_a).expect("symlink");
+    std::os::unix::fs::symlink("loop-a.csv", db.dir.path().join("loop-b.csv")).expect("symlink");
+    let output = db.run(&["export", "quota", "-o", loop_a.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("too many levels of symbolic links"),
+        "{output:?}"
+    );
+    for link in ["loop-a.csv", "loop-b.csv"] {
+        let meta = std::fs::symlink_metadata(db.dir.path().join(link)).expect("link");
+        assert!(meta.file_type().is_symlink(), "{link} is still a link");
+    }
+
+    // The database itself and the files SQLite keeps beside it, there or not, by their names
+    // or through links (also when the database is named through a link), are never written.
     let database = db.dir.path().join("test.db");
     let to_database = db.dir.path().join("to-database.csv");
     std::os::unix::fs::symlink(&database, &to_database).expect("symlink");
+    let journal = db.dir.path().join("test.db-journal");
     let before = std::fs::read(&database).expect("database");
-    for path in [&database, &to_database] {
+    for path in [&database, &to_database, &journal] {
         let output = db.run(&["export", "quota", "-o", path.to_str().expect("UTF-8")]);
         assert_eq!(output.status.code(), Some(2), "{path:?}: {output:?}");
         assert!(
@@ -765,6 +804,15 @@ async fn since_and_video_filter_the_rows() {
             "{path:?}"
         );
     }
+    assert!(!journal.exists());
+    let linked_database = db.dir.path().join("linked.db");
+    std::os::unix::fs::symlink(&database, &linked_database).expect("symlink");
+    let wal = db.dir.path().join("test.db-wal");
+    let output = db.run_on(
+        &linked_database,
+        &["export", "quota", "-o", wal.to_str().expect("UTF-8")],
+    );
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -142,14 +142,14 @@ pub(super) async fn export(store: &Store, args: ExportArgs) -> Result<ExitCode, 
                 } else {
                     "not written"
                 };
-                eprintln!("export interrupted: {} {left}", path.display());
+                eprintln!("export interrupted: {} {left}", shown(path));
                 return Ok(ExitCode::from(super::EXIT_INTERRUPTED));
             };
             outln!(
                 "wrote {rows} {} row{} to {}",
                 table.name(),
                 if rows == 1 { "" } else { "s" },
-                path.display()
+                shown(path)
             )?;
             Ok(ExitCode::SUCCESS)
         }
@@ -168,7 +168,7 @@ async fn export_to_file(
     format: Format,
     path: &Path,
 ) -> Result<Option<u64>, Failure> {
-    let usage = |what: &str| Failure::Usage(anyhow::anyhow!("--output {} {what}", path.display()));
+    let usage = |what: &str| Failure::Usage(anyhow::anyhow!("--output {} {what}", shown(path)));
     if path.starts_with("/dev") || path.starts_with("/proc") {
         return Err(usage(
             "is a device or stream, not a file; leave out --output to write to standard output",
@@ -179,16 +179,7 @@ async fn export_to_file(
     }
     let is_link = std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink());
     let target = if is_link {
-        // A link to a file not yet there is written through too: the file is made, the link
-        // stays.
-        std::fs::canonicalize(path)
-            .or_else(|_| {
-                std::fs::read_link(path).map(|to| match path.parent() {
-                    Some(folder) => folder.join(to),
-                    None => to,
-                })
-            })
-            .unwrap_or_else(|_| path.to_path_buf())
+        link_target(path).map_err(|e| usage(&format!("cannot be followed: {e}")))?
     } else {
         path.to_path_buf()
     };
@@ -198,7 +189,7 @@ async fn export_to_file(
         ));
     }
     let exporting = |e: ExportError| {
-        Failure::Other(anyhow::Error::from(e).context(format!("exporting to {}", path.display())))
+        Failure::Other(anyhow::Error::from(e).context(format!("exporting to {}", shown(path))))
     };
     if std::fs::metadata(&target).is_ok_and(|meta| !meta.is_file()) {
         let pipe = std::fs::OpenOptions::new()
@@ -241,6 +232,30 @@ async fn export_to_file(
         let _ = std::fs::remove_file(&partial);
         exporting(e)
     })
+}
+
+/// `path` as messages show it: a name cannot drive the terminal.
+fn shown(path: &Path) -> String {
+    show::escape_controls(&path.display().to_string())
+}
+
+/// Where the symbolic link `path` ends: the file at the end of its chain of links, which may not
+/// exist yet (it is then made, and every link stays).
+fn link_target(path: &Path) -> io::Result<PathBuf> {
+    // As many links as the kernel follows before it gives up (Linux's MAXSYMLINKS).
+    const MAX_LINKS: usize = 40;
+    let mut at = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        if !std::fs::symlink_metadata(&at).is_ok_and(|meta| meta.file_type().is_symlink()) {
+            return Ok(at);
+        }
+        let to = std::fs::read_link(&at)?;
+        at = match at.parent() {
+            Some(folder) => folder.join(to),
+            None => to,
+        };
+    }
+    Err(io::Error::other("too many levels of symbolic links"))
 }
 
 /// Resolves on SIGINT, SIGTERM or SIGHUP (the terminal or ssh session closed), listening from

@@ -250,6 +250,22 @@ pub struct WatchedVideo {
     pub title: Option<String>,
 }
 
+/// `path` with its links and `..` resolved, for a file that may not exist yet (then its folder
+/// is resolved); None when not even the folder exists.
+fn resolved(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    if let Ok(path) = std::fs::canonicalize(path) {
+        return Some(path);
+    }
+    let name = path.file_name()?;
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => std::path::Path::new("."),
+    };
+    std::fs::canonicalize(folder)
+        .ok()
+        .map(|folder| folder.join(name))
+}
+
 /// The query of a [`WatchedVideo`], for a `WHERE` or `ORDER BY` to follow.
 macro_rules! watched_video_select {
     () => {
@@ -577,17 +593,18 @@ impl Store {
     }
 
     /// Whether `path` (after its symbolic links) is this database's file, or a file SQLite or
-    /// douyin-watch keeps beside it: writing over any of them would destroy the database.
+    /// douyin-watch keeps or may make beside it, there or not: writing over any of them would
+    /// destroy the database, or be destroyed by it.
     pub fn owns_file(&self, path: &std::path::Path) -> bool {
-        let Ok(path) = std::fs::canonicalize(path) else {
+        let (Some(path), Ok(database)) = (resolved(path), std::fs::canonicalize(&self.path)) else {
             return false;
         };
         ["", "-wal", "-shm", "-journal", ".pass-lock"]
             .into_iter()
             .any(|suffix| {
-                let mut own = self.path.clone().into_os_string();
+                let mut own = database.clone().into_os_string();
                 own.push(suffix);
-                std::fs::canonicalize(own).is_ok_and(|own| own == path)
+                own == path.as_os_str()
             })
     }
 
