@@ -143,6 +143,12 @@ impl PassReport {
             t.charged_calls,
             self.elapsed_ms as f64 / 1000.0
         );
+        if t.removed > 0 {
+            line.push_str(&format!(
+                "; {} removed from the watch list during the pass, not called",
+                t.removed
+            ));
+        }
         if let Some(stop) = &self.stop {
             line.push_str(&format!("; stopped: {stop}"));
         }
@@ -242,6 +248,8 @@ enum VideoEnd {
     Failed,
     /// No call was made for it.
     Skipped,
+    /// It was taken off the watch list before its call (or its retry).
+    Removed,
 }
 
 #[derive(Debug, Default)]
@@ -562,6 +570,39 @@ async fn watch_removals(ctx: Arc<PassContext>, since: DateTime<Utc>) {
     }
 }
 
+/// True (and logged) when `id` was taken off the watch list during the pass.
+fn was_removed(ctx: &PassContext, id: &VideoId, attempt: u32) -> bool {
+    let removed = lock(&ctx.removed).contains(id);
+    if removed {
+        info!(video_id = %id, attempt, "removed from the watch list during the pass; not called");
+    }
+    removed
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Turn {
+    Taken,
+    Removed,
+}
+
+/// Waits for the call's turn under `api.rate_per_sec` (governor's `until_ready`, with the
+/// removals looked at between tries): a video removed while it waits gives its turn up, so that
+/// removing many videos does not stretch a slow pass by their turns.
+async fn rate_turn(ctx: &PassContext, id: &VideoId, attempt: u32) -> Turn {
+    loop {
+        if was_removed(ctx, id, attempt) {
+            return Turn::Removed;
+        }
+        match ctx.rate.check() {
+            Ok(()) => return Turn::Taken,
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(ctx.rate.clock()));
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
 /// How many videos may be started and not yet stored, for `concurrency` calls in flight: enough
 /// for full group commits (see `Store::record_attempt`), few enough to keep memory flat.
 fn unstored_limit(concurrency: usize) -> usize {
@@ -596,6 +637,7 @@ fn tally(totals: &mut PassTotals, joined: Result<VideoEnd, tokio::task::JoinErro
         Ok(VideoEnd::NotFound) => totals.not_found += 1,
         Ok(VideoEnd::Failed) => totals.failed += 1,
         Ok(VideoEnd::Skipped) => totals.skipped += 1,
+        Ok(VideoEnd::Removed) => totals.removed += 1,
         Err(join_error) => {
             // Not the error's text: it repeats the panic's message, which the panic hook has
             // already logged with the secret blanked out.
@@ -627,6 +669,10 @@ async fn collect_video(
     // puts its `status_changed_at` back (see `VideoStatus::Mended`).
     let mut ok_since: Option<String> = None;
     for attempt in 1..=ctx.options.max_attempts {
+        // Before the waits for a slot and the rate: a video removed meanwhile takes no turn.
+        if was_removed(&ctx, &id, attempt) {
+            return VideoEnd::Removed;
+        }
         let held = match slot.take() {
             Some(held) => held,
             None => tokio::select! {
@@ -637,16 +683,15 @@ async fn collect_video(
         // The rate comes before the quota ticket: a call admitted by the quota guard must not
         // then wait, and be cancelled, while a later one finds the reserve reached.
         tokio::select! {
-            () = ctx.rate.until_ready() => {},
+            turn = rate_turn(&ctx, &id, attempt) => if turn == Turn::Removed {
+                return VideoEnd::Removed;
+            },
             () = ctx.stop.cancelled() => return ctx.cut_short(end),
         }
         if ctx.stop.is_cancelled() {
             return ctx.cut_short(end);
         }
-        if lock(&ctx.removed).contains(&id) {
-            info!(video_id = %id, attempt, "removed from the watch list during the pass; not called");
-            return end;
-        }
+
         let ticket = match ctx.guard.try_begin(Utc::now()) {
             Ok(ticket) => ticket,
             Err(reached) => {

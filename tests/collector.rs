@@ -349,7 +349,13 @@ async fn a_video_removed_during_its_retry_wait_is_not_called_again() {
         .script(ID_A, vec![Scripted::Code("4000".into())]);
     let report = pass_removing(&h, 1, ID_A).await;
     assert_eq!(h.simulator.stats().requests, 1, "{}", report.summary());
-    assert_eq!(report.totals.failed, 1, "{}", report.summary());
+    assert_eq!(
+        (report.totals.failed, report.totals.removed),
+        (0, 1),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(report.stop, None, "removing a video stops nothing");
     assert_eq!(h.scalar("SELECT COUNT(*) FROM fetches").await, 1);
 }
 
@@ -361,8 +367,25 @@ async fn a_video_removed_before_its_turn_in_a_pass_is_not_called() {
     h.watch(&all).await;
     let report = pass_removing(&h, 1, &all[7]).await;
     assert_eq!(report.totals.fetched_ok, 7, "{}", report.summary());
-    assert_eq!(report.totals.skipped, 1, "{}", report.summary());
+    assert_eq!(
+        (report.totals.skipped, report.totals.removed),
+        (0, 1),
+        "{}",
+        report.summary()
+    );
+    assert!(
+        report
+            .summary()
+            .ends_with("; 1 removed from the watch list during the pass, not called"),
+        "{}",
+        report.summary()
+    );
     assert_eq!(h.simulator.stats().requests, 7);
+    assert_eq!(
+        h.scalar("SELECT removed FROM passes ORDER BY id DESC LIMIT 1")
+            .await,
+        1
+    );
     assert_eq!(
         h.scalar("SELECT COUNT(*) FROM fetches WHERE video_id = '7100000000000000008'")
             .await,

@@ -507,7 +507,11 @@ async fn fetch(settings: &Settings, store: Store, ids: Vec<String>) -> Result<Ex
             collector.with_progress(Arc::new(move |totals| {
                 bar.set_length(totals.videos);
                 bar.set_position(
-                    totals.fetched_ok + totals.not_found + totals.failed + totals.skipped,
+                    totals.fetched_ok
+                        + totals.not_found
+                        + totals.failed
+                        + totals.skipped
+                        + totals.removed,
                 );
                 bar.set_message(format!(
                     "ok {}, not found {}, failed {}, skipped {}",

@@ -455,6 +455,8 @@ pub struct PassTotals {
     pub not_found: u64,
     pub failed: u64,
     pub skipped: u64,
+    /// Videos taken off the watch list during the pass, before their call.
+    pub removed: u64,
     pub new_versions: u64,
     pub calls: u64,
     pub charged_calls: u64,
@@ -971,13 +973,15 @@ impl Store {
             .map_err(step("recording the end of a pass"))?;
         sqlx::query(
             "UPDATE passes SET finished_at = ?, fetched_ok = ?, not_found = ?, failed = ?, \
-             skipped = ?, new_versions = ?, calls = ?, charged_calls = ?, stopped_by = ? WHERE id = ?",
+             skipped = ?, removed = ?, new_versions = ?, calls = ?, charged_calls = ?, stopped_by = ? \
+             WHERE id = ?",
         )
         .bind(timestamp(now))
         .bind(to_i64(totals.fetched_ok))
         .bind(to_i64(totals.not_found))
         .bind(to_i64(totals.failed))
         .bind(to_i64(totals.skipped))
+        .bind(to_i64(totals.removed))
         .bind(to_i64(totals.new_versions))
         .bind(to_i64(totals.calls))
         .bind(to_i64(totals.charged_calls))
