@@ -298,8 +298,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl PassContext {
-    /// `end` for a video whose course the stop cut short; remembered when retries were left.
-    fn cut_short(&self, end: VideoEnd) -> VideoEnd {
+    /// `end` for a video whose course the stop cut short before `attempt`; remembered when
+    /// retries were left. A video removed from the watch list meanwhile was not cut short.
+    fn cut_short(&self, id: &VideoId, attempt: u32, end: VideoEnd) -> VideoEnd {
+        if lock(&self.removed).contains(id) {
+            return removed(attempt, end);
+        }
         if matches!(end, VideoEnd::Failed) {
             self.retries_cut.store(true, Ordering::Relaxed);
         }
@@ -533,8 +537,17 @@ async fn drive(
                 collector.report_progress(&totals);
             }
             () = ctx.stop.cancelled(), if next.is_some() => {
-                totals.skipped += 1 + waiting.len() as u64;
-                next = None;
+                // Those removed meanwhile are counted as such, not as cut short by the stop.
+                {
+                    let removed = lock(&ctx.removed);
+                    for id in next.take().into_iter().chain(waiting.by_ref()) {
+                        if removed.contains(&id) {
+                            totals.removed += 1;
+                        } else {
+                            totals.skipped += 1;
+                        }
+                    }
+                }
                 collector.report_progress(&totals);
             }
             (unstored, slot) = start(&ctx), if next.is_some() => {
@@ -574,9 +587,15 @@ async fn watch_removals(ctx: Arc<PassContext>, since: DateTime<Utc>) {
 fn was_removed(ctx: &PassContext, id: &VideoId, attempt: u32) -> bool {
     let removed = lock(&ctx.removed).contains(id);
     if removed {
-        info!(video_id = %id, attempt, "removed from the watch list during the pass; not called");
+        info!(video_id = %id, attempt, "removed from the watch list during the pass; no further call");
     }
     removed
+}
+
+/// How a video removed before `attempt` ends: removed if it was never called, else as its last
+/// attempt left it.
+fn removed(attempt: u32, end: VideoEnd) -> VideoEnd {
+    if attempt == 1 { VideoEnd::Removed } else { end }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -671,25 +690,25 @@ async fn collect_video(
     for attempt in 1..=ctx.options.max_attempts {
         // Before the waits for a slot and the rate: a video removed meanwhile takes no turn.
         if was_removed(&ctx, &id, attempt) {
-            return VideoEnd::Removed;
+            return removed(attempt, end);
         }
         let held = match slot.take() {
             Some(held) => held,
             None => tokio::select! {
                 held = ctx.pace.acquire() => held,
-                () = ctx.stop.cancelled() => return ctx.cut_short(end),
+                () = ctx.stop.cancelled() => return ctx.cut_short(&id, attempt, end),
             },
         };
         // The rate comes before the quota ticket: a call admitted by the quota guard must not
         // then wait, and be cancelled, while a later one finds the reserve reached.
         tokio::select! {
             turn = rate_turn(&ctx, &id, attempt) => if turn == Turn::Removed {
-                return VideoEnd::Removed;
+                return removed(attempt, end);
             },
-            () = ctx.stop.cancelled() => return ctx.cut_short(end),
+            () = ctx.stop.cancelled() => return ctx.cut_short(&id, attempt, end),
         }
         if ctx.stop.is_cancelled() {
-            return ctx.cut_short(end);
+            return ctx.cut_short(&id, attempt, end);
         }
 
         let ticket = match ctx.guard.try_begin(Utc::now()) {
@@ -812,7 +831,7 @@ async fn collect_video(
         if attempt < ctx.options.max_attempts {
             tokio::select! {
                 () = tokio::time::sleep(delay) => {},
-                () = ctx.stop.cancelled() => return ctx.cut_short(end),
+                () = ctx.stop.cancelled() => return ctx.cut_short(&id, attempt + 1, end),
             }
         }
     }

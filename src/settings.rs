@@ -556,6 +556,22 @@ impl Settings {
                 ),
             )
         })?;
+        // sqlx hands SQLite a `file:` name as a URI: SQLite opens the file it names, while the
+        // store would know it by the whole text (no pass lock, no guard on exports over it).
+        if options
+            .get_filename()
+            .to_string_lossy()
+            .starts_with("file:")
+        {
+            return Err(invalid(
+                "database.url",
+                format!(
+                    "{:?} names the file as an SQLite URI (file:...); write it as \
+                     sqlite:///path/to/douyin-watch.db",
+                    self.database.url
+                ),
+            ));
+        }
         // Without a limit SQLite keeps the log file at the largest size it ever reached, which a
         // reader holding a transaction open for days can make gigabytes.
         let wal_max_bytes = self.database.wal_max_mib.saturating_mul(1024 * 1024);
@@ -803,6 +819,11 @@ mod tests {
             (
                 "DOUYIN_WATCH__DATABASE__URL",
                 "postgres://host/db",
+                "database.url",
+            ),
+            (
+                "DOUYIN_WATCH__DATABASE__URL",
+                "sqlite:file:/tmp/douyin-watch.db",
                 "database.url",
             ),
             ("DOUYIN_WATCH__API__TIMEOUT", "0s", "api.timeout"),

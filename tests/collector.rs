@@ -351,8 +351,8 @@ async fn a_video_removed_during_its_retry_wait_is_not_called_again() {
     assert_eq!(h.simulator.stats().requests, 1, "{}", report.summary());
     assert_eq!(
         (report.totals.failed, report.totals.removed),
-        (0, 1),
-        "{}",
+        (1, 0),
+        "called once, it ends as its attempt did: {}",
         report.summary()
     );
     assert_eq!(report.stop, None, "removing a video stops nothing");
@@ -391,6 +391,53 @@ async fn a_video_removed_before_its_turn_in_a_pass_is_not_called() {
             .await,
         0
     );
+}
+
+#[tokio::test]
+async fn a_signal_after_the_last_call_of_a_pass_whose_rest_was_removed_cuts_nothing_short() {
+    // One call at a time, each answered after a second: the last two videos, removed at once,
+    // still wait for their start (6 and 7 s away) when the signal comes during the sixth call.
+    let h = harness(
+        SimulatorConfig {
+            latency: Duration::from_secs(1),
+            ..SimulatorConfig::default()
+        },
+        &[("API__CONCURRENCY", "1")],
+    )
+    .await;
+    let all = ids(8);
+    h.watch(&all).await;
+    let shutdown = CancellationToken::new();
+    let collector = h.collector();
+    let remove_then_stop = async {
+        while h.simulator.stats().requests < 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let removed: Vec<douyin_watch::video_id::VideoId> =
+            all[6..].iter().map(|id| id.parse().expect("id")).collect();
+        h.store
+            .remove_videos(&removed, Utc::now())
+            .await
+            .expect("remove");
+        while h.simulator.stats().requests < 6 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        shutdown.cancel();
+    };
+    let (report, ()) = tokio::join!(
+        collector.run_pass(Trigger::Fetch, None, &shutdown),
+        remove_then_stop
+    );
+    let report = report.expect("pass");
+    let t = &report.totals;
+    assert_eq!(
+        (t.fetched_ok, t.skipped, t.removed),
+        (6, 0, 2),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(report.stop, None, "{}", report.summary());
+    assert_eq!(h.simulator.stats().requests, 6);
 }
 
 #[tokio::test]

@@ -514,8 +514,12 @@ async fn fetch(settings: &Settings, store: Store, ids: Vec<String>) -> Result<Ex
                         + totals.removed,
                 );
                 bar.set_message(format!(
-                    "ok {}, not found {}, failed {}, skipped {}",
-                    totals.fetched_ok, totals.not_found, totals.failed, totals.skipped
+                    "ok {}, not found {}, failed {}, skipped {}, removed {}",
+                    totals.fetched_ok,
+                    totals.not_found,
+                    totals.failed,
+                    totals.skipped,
+                    totals.removed
                 ));
             }))
         }

@@ -618,7 +618,9 @@ impl Store {
         if !self.path.is_file() {
             return Some(PassClaim { _file: None });
         }
-        let mut lock_path = self.path.clone().into_os_string();
+        // Beside the file itself, however it is named (through a link, say): one lock for all.
+        let database = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let mut lock_path = database.into_os_string();
         lock_path.push(".pass-lock");
         let lock_path = std::path::PathBuf::from(lock_path);
         // Where no lock can be had (a filesystem without file locks, a folder this process
@@ -2121,6 +2123,28 @@ mod tests {
             prop_assert_eq!(quota.rebuilt_api_info(), written);
             tx.rollback().expect("rollback");
         });
+    }
+
+    /// One pass at a time per database, however each process names it: through a link the lock
+    /// is the file's own, which `export -o` refuses to write over.
+    #[tokio::test]
+    async fn a_pass_claim_holds_for_the_file_under_any_name() {
+        let (dir, store) = store().await;
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(dir.path().join("t.db"), &link).expect("symlink");
+        let linked = Store::open(SqliteConnectOptions::new().filename(&link))
+            .await
+            .expect("open through the link");
+        let claim = linked.claim_pass().expect("the first claim");
+        assert!(
+            store.claim_pass().is_none(),
+            "the same file, named directly"
+        );
+        assert!(linked.owns_file(&dir.path().join("t.db.pass-lock")));
+        drop(claim);
+        assert!(store.claim_pass().is_some());
+        linked.close().await;
+        store.close().await;
     }
 
     /// A 4013 to a call sent just after Beijing midnight, by a server whose clock was still on
