@@ -482,6 +482,12 @@ async fn history_diff_shows_each_change_as_before_and_after() {
     );
 }
 
+/// An export through a symbolic link leaves the link a link.
+fn assert_is_link(path: &std::path::Path) {
+    let meta = std::fs::symlink_metadata(path).expect("link");
+    assert!(meta.file_type().is_symlink(), "{path:?} is still a link");
+}
+
 /// Fills the three tables with awkward text: commas, quotes, newlines, CJK, emoji, NULLs.
 async fn awkward_rows(db: &Db) {
     db.watch(&[VIDEO_A, VIDEO_B]).await;
@@ -725,13 +731,7 @@ async fn since_and_video_filter_the_rows() {
     let link_text = link.to_str().expect("UTF-8 path");
     let output = db.run(&["export", "quota", "--output", link_text]);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
-    assert!(
-        std::fs::symlink_metadata(&link)
-            .expect("link")
-            .file_type()
-            .is_symlink(),
-        "the link is still a link"
-    );
+    assert_is_link(&link);
     let written = std::fs::read_to_string(&target).expect("target");
     assert!(written.starts_with("id,fetch_id,observed_at,"), "{written}");
     assert_eq!(
@@ -746,13 +746,7 @@ async fn since_and_video_filter_the_rows() {
     std::os::unix::fs::symlink("later.csv", &dangling).expect("symlink");
     let output = db.run(&["export", "quota", "-o", dangling.to_str().expect("UTF-8")]);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
-    assert!(
-        std::fs::symlink_metadata(&dangling)
-            .expect("link")
-            .file_type()
-            .is_symlink(),
-        "the link is still a link"
-    );
+    assert_is_link(&dangling);
     assert_eq!(std::fs::read_to_string(&later).expect("made"), written);
 
     // A chain of links to a file not there yet: the file at its end is made, every link stays.
@@ -762,8 +756,7 @@ async fn since_and_video_filter_the_rows() {
     let output = db.run(&["export", "quota", "-o", first.to_str().expect("UTF-8")]);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     for link in ["first.csv", "second.csv"] {
-        let meta = std::fs::symlink_metadata(db.dir.path().join(link)).expect("link");
-        assert!(meta.file_type().is_symlink(), "{link} is still a link");
+        assert_is_link(&db.dir.path().join(link));
     }
     assert_eq!(
         std::fs::read_to_string(db.dir.path().join("third.csv")).expect("made"),
@@ -780,8 +773,7 @@ async fn since_and_video_filter_the_rows() {
         "{output:?}"
     );
     for link in ["loop-a.csv", "loop-b.csv"] {
-        let meta = std::fs::symlink_metadata(db.dir.path().join(link)).expect("link");
-        assert!(meta.file_type().is_symlink(), "{link} is still a link");
+        assert_is_link(&db.dir.path().join(link));
     }
 
     // The database itself and the files SQLite keeps beside it, there or not, by their names
