@@ -316,25 +316,47 @@ async fn a_failure_a_retry_mends_leaves_the_video_ok_since_it_was() {
     );
 }
 
+/// Runs a pass alongside `side`, which is given the pass's shutdown token; returns the report.
+async fn pass_alongside<F: Future<Output = ()>>(
+    h: &PassHarness,
+    side: impl FnOnce(CancellationToken) -> F,
+) -> PassReport {
+    let shutdown = CancellationToken::new();
+    let collector = h.collector();
+    let (report, ()) = tokio::join!(
+        collector.run_pass(Trigger::Fetch, None, &shutdown),
+        side(shutdown.clone())
+    );
+    report.expect("pass")
+}
+
+/// Waits until the simulator has had `requests` requests.
+async fn requests_reach(h: &PassHarness, requests: u64) {
+    while h.simulator.stats().requests < requests {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Takes `ids` off the watch list.
+async fn remove(h: &PassHarness, ids: &[String]) {
+    let ids: Vec<douyin_watch::video_id::VideoId> =
+        ids.iter().map(|id| id.parse().expect("id")).collect();
+    let done = h
+        .store
+        .remove_videos(&ids, Utc::now())
+        .await
+        .expect("remove");
+    assert_eq!(done.removed.len(), ids.len());
+}
+
 /// Runs a pass and, once the simulator has had `requests` requests, takes `removed` off the
 /// watch list; returns the pass's report.
 async fn pass_removing(h: &PassHarness, requests: u64, removed: &str) -> PassReport {
-    let shutdown = CancellationToken::new();
-    let collector = h.collector();
-    let remove = async {
-        while h.simulator.stats().requests < requests {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let id: douyin_watch::video_id::VideoId = removed.parse().expect("id");
-        let done = h
-            .store
-            .remove_videos(&[id], Utc::now())
-            .await
-            .expect("remove");
-        assert_eq!(done.removed, [removed]);
-    };
-    let (report, ()) = tokio::join!(collector.run_pass(Trigger::Fetch, None, &shutdown), remove);
-    report.expect("pass")
+    pass_alongside(h, |_| async move {
+        requests_reach(h, requests).await;
+        remove(h, &[removed.to_owned()]).await;
+    })
+    .await
 }
 
 #[tokio::test]
@@ -407,28 +429,14 @@ async fn a_signal_after_the_last_call_of_a_pass_whose_rest_was_removed_cuts_noth
     .await;
     let all = ids(8);
     h.watch(&all).await;
-    let shutdown = CancellationToken::new();
-    let collector = h.collector();
-    let remove_then_stop = async {
-        while h.simulator.stats().requests < 1 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let removed: Vec<douyin_watch::video_id::VideoId> =
-            all[6..].iter().map(|id| id.parse().expect("id")).collect();
-        h.store
-            .remove_videos(&removed, Utc::now())
-            .await
-            .expect("remove");
-        while h.simulator.stats().requests < 6 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    let (h, all) = (&h, &all);
+    let report = pass_alongside(h, |shutdown| async move {
+        requests_reach(h, 1).await;
+        remove(h, &all[6..]).await;
+        requests_reach(h, 6).await;
         shutdown.cancel();
-    };
-    let (report, ()) = tokio::join!(
-        collector.run_pass(Trigger::Fetch, None, &shutdown),
-        remove_then_stop
-    );
-    let report = report.expect("pass");
+    })
+    .await;
     let t = &report.totals;
     assert_eq!(
         (t.fetched_ok, t.skipped, t.removed),
@@ -1061,20 +1069,15 @@ async fn a_shutdown_while_a_video_waits_for_its_retry_stops_the_pass_as_shutdown
     h.pass().await;
     h.simulator
         .script(ID_A, vec![Scripted::Code("4000".into())]);
-    let shutdown = CancellationToken::new();
-    let collector = h.collector();
-    let cancel_when_waiting = async {
+    let h = &h;
+    let report = pass_alongside(h, |shutdown| async move {
         // The failed attempt is stored; its video then waits 30 s for the retry.
         while h.scalar("SELECT COUNT(*) FROM fetches").await < 2 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         shutdown.cancel();
-    };
-    let (report, ()) = tokio::join!(
-        collector.run_pass(Trigger::Fetch, None, &shutdown),
-        cancel_when_waiting
-    );
-    let report = report.expect("pass");
+    })
+    .await;
     assert_eq!(report.totals.failed, 1, "{}", report.summary());
     assert_eq!(
         report.totals.stopped_by.as_deref(),
