@@ -248,7 +248,7 @@ enum VideoEnd {
     Failed,
     /// No call was made for it.
     Skipped,
-    /// It was taken off the watch list before its call (or its retry).
+    /// It was taken off the watch list before its first call.
     Removed,
 }
 
@@ -710,7 +710,6 @@ async fn collect_video(
         if ctx.stop.is_cancelled() {
             return ctx.cut_short(&id, attempt, end);
         }
-
         let ticket = match ctx.guard.try_begin(Utc::now()) {
             Ok(ticket) => ticket,
             Err(reached) => {

@@ -103,7 +103,7 @@ pub(super) async fn export(store: &Store, args: ExportArgs) -> Result<ExitCode, 
                 "--video does not apply to `export quota`: the quota is the account's, not a video's"
             )));
         }
-        Some(video) => Some(show::watched_id(store, video).await?),
+        Some(video) => Some(show::watched_video(store, video).await?.0),
     };
     let since = match args.since {
         None => None,

@@ -90,24 +90,11 @@ fn truncate(text: &str, chars: usize) -> String {
     }
 }
 
-/// The id as given, if it is in the watch list (active or removed).
-pub(super) async fn watched_id(store: &Store, id: &str) -> Result<VideoId, Failure> {
-    let id = parse_ids(&[id.to_owned()])?.remove(0);
-    if !store
-        .unknown_video_ids(std::slice::from_ref(&id))
-        .await
-        .map_err(anyhow::Error::from)?
-        .is_empty()
-    {
-        return Err(Failure::Usage(anyhow::anyhow!(
-            "{id} is not in the watch list"
-        )));
-    }
-    Ok(id)
-}
-
-/// The video `id` names, and its row as the watch list has it.
-async fn watched_video(store: &Store, id: &str) -> Result<(VideoId, WatchedVideo), Failure> {
+/// The video `id` names, if it is in the watch list (active or removed), and its row there.
+pub(super) async fn watched_video(
+    store: &Store,
+    id: &str,
+) -> Result<(VideoId, WatchedVideo), Failure> {
     let id = parse_ids(&[id.to_owned()])?.remove(0);
     match store
         .watched_video(&id)

@@ -902,12 +902,6 @@ impl Store {
         Ok(list)
     }
 
-    /// Which of `ids` are not in the watch list at all (active or removed).
-    pub async fn unknown_video_ids(&self, ids: &[VideoId]) -> Result<Vec<VideoId>, StoreError> {
-        self.ids_without_row(ids, "SELECT 1 FROM videos WHERE video_id = ?")
-            .await
-    }
-
     /// Which of `ids` are not watched now: unknown, or removed.
     pub async fn unwatched_video_ids(&self, ids: &[VideoId]) -> Result<Vec<VideoId>, StoreError> {
         self.ids_without_row(
