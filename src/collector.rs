@@ -284,6 +284,8 @@ struct PassContext {
     retries_cut: AtomicBool,
     /// A pause for an account-level answer has been recorded in this pass.
     account_paused: AtomicBool,
+    /// Calls are held back because the store stopped storing (see [`store_keeping_up`]).
+    store_stalled: AtomicBool,
     store_error: Mutex<Option<StoreError>>,
     calls: Mutex<Calls>,
     notifier: Notifier,
@@ -447,6 +449,7 @@ impl Collector {
             stop_reason: Mutex::new(None),
             retries_cut: AtomicBool::new(false),
             account_paused: AtomicBool::new(false),
+            store_stalled: AtomicBool::new(false),
             store_error: Mutex::new(None),
             calls: Mutex::new(Calls::default()),
             notifier: self.notifier.clone(),
@@ -628,13 +631,49 @@ fn unstored_limit(concurrency: usize) -> usize {
     concurrency.saturating_mul(2).max(128)
 }
 
-/// Waits until the next video may start: room among the unstored answers, then a call slot.
+/// Waits until the next video may start: room among the unstored answers, a store that keeps up,
+/// then a call slot.
 async fn start(ctx: &PassContext) -> (OwnedSemaphorePermit, Slot) {
     let unstored = Arc::clone(&ctx.unstored)
         .acquire_owned()
         .await
         .unwrap_or_else(|_| unreachable!("the unstored semaphore is never closed"));
+    store_keeping_up(ctx).await;
     (unstored, ctx.pace.acquire().await)
+}
+
+/// How long an answer may wait to be stored before the pass starts no new call. A group commit
+/// takes milliseconds; an answer waiting this long means the database is held elsewhere
+/// (another process's write lock: a `prune`, a `VACUUM`, a user's transaction) or stuck.
+const STORE_STALL: Duration = Duration::from_secs(2);
+/// How often a pass held up by the store looks again.
+const STORE_STALL_CHECK: Duration = Duration::from_millis(100);
+
+/// Waits while the store has left an answer unstored for over [`STORE_STALL`]: every call is
+/// paid for, and an answer that cannot be stored is lost. Without this wait a stalled store
+/// would let the pass go on calling until the bound on unstored answers (128 calls or more).
+async fn store_keeping_up(ctx: &PassContext) {
+    let stalled = || {
+        ctx.store
+            .oldest_unstored_wait()
+            .filter(|waited| *waited > STORE_STALL)
+    };
+    if let Some(waited) = stalled()
+        && !ctx.store_stalled.swap(true, Ordering::Relaxed)
+    {
+        warn!(
+            waited_s = waited.as_secs(),
+            "the database has not stored an answer for {} s (another process holding its write \
+             lock?); no new call until it does",
+            waited.as_secs()
+        );
+    }
+    while stalled().is_some() {
+        tokio::time::sleep(STORE_STALL_CHECK).await;
+    }
+    if ctx.store_stalled.swap(false, Ordering::Relaxed) {
+        info!("the database stores answers again; calls go on");
+    }
 }
 
 /// Aborts a task when dropped.

@@ -258,6 +258,62 @@ async fn the_write_ahead_log_shrinks_back_after_a_long_reader_is_gone() {
     );
 }
 
+/// While another process holds the write lock, a pass stops starting calls once an answer has
+/// waited 2 s to be stored, instead of calling on until 128 answers wait unstored; when the lock
+/// goes, the pass goes on and stores every answer it paid for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_makes_no_new_call_while_its_answers_cannot_be_stored() {
+    const LOCK_HELD: Duration = Duration::from_secs(8);
+    let h = PassHarness::builder(SimulatorConfig {
+        latency: Duration::from_millis(20),
+        ..SimulatorConfig::default()
+    })
+    .set("API__CONCURRENCY", "4")
+    .set("API__RATE_PER_SEC", "20")
+    .start()
+    .await;
+    h.watch(&ids_starting(72, 120)).await;
+    let collector = h.collector();
+    let pass = tokio::spawn(async move { run_full_pass(&collector).await });
+    while h.simulator.stats().charged < 8 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let db = h.db_path();
+    let (locked, is_locked) = tokio::sync::oneshot::channel();
+    let holder = tokio::task::spawn_blocking(move || {
+        let other = rusqlite::Connection::open(db).expect("another process's connection");
+        other
+            .execute_batch("BEGIN IMMEDIATE")
+            .expect("the write lock");
+        locked.send(()).expect("the test waits");
+        std::thread::sleep(LOCK_HELD);
+        other.execute_batch("COMMIT").expect("released");
+    });
+    is_locked.await.expect("the lock was taken");
+    let before = h.simulator.stats().requests;
+    tokio::time::sleep(LOCK_HELD - Duration::from_millis(500)).await;
+    let while_locked = h.simulator.stats().requests - before;
+    holder.await.expect("lock holder");
+
+    // At 20 calls a second, 2 s of calls and those in flight: about 44. Without the wait, the
+    // pass called on until 128 answers were unstored (here: every video left, over 100).
+    assert!(
+        (1..=60).contains(&while_locked),
+        "{while_locked} calls while nothing could be stored"
+    );
+    let report = pass
+        .await
+        .expect("pass task")
+        .expect("the pass goes on once the lock is released");
+    assert_eq!(report.totals.fetched_ok, 120, "{}", report.summary());
+    assert_eq!(
+        h.scalar("SELECT COUNT(*) FROM fetches WHERE charged = 1")
+            .await,
+        i64::try_from(h.simulator.stats().charged).expect("count"),
+        "every charged answer is stored"
+    );
+}
+
 /// Another process holding the write lock for over a minute in the middle of a pass (a long
 /// prune, a VACUUM) delays storing; it does not throw away answers already paid for. Slow: the
 /// lock is held for 65 s, past every timeout a store used to give up at.

@@ -1041,12 +1041,31 @@ impl Store {
                     {
                         tokio::time::sleep_until((first + GROUP_COMMIT_WINDOW).into()).await;
                     }
-                    let group = take_group(&mut lock(&self.queue).waiting);
+                    let group = {
+                        let mut queue = lock(&self.queue);
+                        let group = take_group(&mut queue.waiting);
+                        queue.writing_since = group.first().map(|q| q.since);
+                        group
+                    };
                     // Spawned, so that the group is written and answered even if this caller goes away.
-                    let _ = tokio::spawn(write_group(writer, group)).await;
+                    let _ = tokio::spawn(write_group(writer, group, Arc::clone(&self.queue))).await;
                 }
             }
         }
+    }
+
+    /// How long the oldest attempt handed to [`Store::record_attempt`] and not yet stored has
+    /// waited, if one waits. A group commit takes milliseconds; seconds mean that the database is
+    /// held elsewhere (another process's write lock) or stuck.
+    pub fn oldest_unstored_wait(&self) -> Option<Duration> {
+        let queue = lock(&self.queue);
+        // `waiting` is in the order attempts came, and a group takes the oldest first.
+        let oldest = match (queue.writing_since, queue.waiting.first()) {
+            (Some(writing), _) => writing,
+            (None, Some(queued)) => queued.since,
+            (None, None) => return None,
+        };
+        Some(oldest.elapsed())
     }
 
     /// The highest `today` and the latest `max` counted against a Beijing day, as far as answers
@@ -1439,6 +1458,9 @@ struct Queued {
 struct Queue {
     next_id: u64,
     waiting: Vec<Queued>,
+    /// When the oldest attempt of the group being written was queued (one group at a time: the
+    /// writer lock is held while it is written).
+    writing_since: Option<Instant>,
 }
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1474,8 +1496,13 @@ fn take_group(waiting: &mut Vec<Queued>) -> Vec<Queued> {
 /// Writes a group in one transaction and answers each attempt; if the transaction fails, writes
 /// each attempt in a transaction of its own, so that one bad attempt fails alone. The writer lock
 /// is held until SQLite is done.
-async fn write_group(writer: OwnedMutexGuard<Writer>, group: Vec<Queued>) {
+async fn write_group(
+    writer: OwnedMutexGuard<Writer>,
+    group: Vec<Queued>,
+    queue: Arc<std::sync::Mutex<Queue>>,
+) {
     let Some(attempts) = writer.attempts.clone() else {
+        lock(&queue).writing_since = None;
         for queued in group {
             let _ = queued.reply.send(Err(StoreError::Query {
                 step: "storing a fetch",
@@ -1501,6 +1528,8 @@ async fn write_group(writer: OwnedMutexGuard<Writer>, group: Vec<Queued>) {
         (rows, results)
     })
     .await;
+    // Before the writer lock goes: the next group sets its own.
+    lock(&queue).writing_since = None;
     drop(writer);
     match written {
         Ok((_rows, results)) => {
