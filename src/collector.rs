@@ -631,14 +631,12 @@ fn unstored_limit(concurrency: usize) -> usize {
     concurrency.saturating_mul(2).max(128)
 }
 
-/// Waits until the next video may start: room among the unstored answers, a store that keeps up,
-/// then a call slot.
+/// Waits until the next video may start: room among the unstored answers, then a call slot.
 async fn start(ctx: &PassContext) -> (OwnedSemaphorePermit, Slot) {
     let unstored = Arc::clone(&ctx.unstored)
         .acquire_owned()
         .await
         .unwrap_or_else(|_| unreachable!("the unstored semaphore is never closed"));
-    store_keeping_up(ctx).await;
     (unstored, ctx.pace.acquire().await)
 }
 
@@ -652,19 +650,22 @@ const STORE_STALL_CHECK: Duration = Duration::from_millis(100);
 /// Waits while the store has left an answer unstored for over [`STORE_STALL`]: every call is
 /// paid for, and an answer that cannot be stored is lost. Without this wait a stalled store
 /// would let the pass go on calling until the bound on unstored answers (128 calls or more).
-async fn store_keeping_up(ctx: &PassContext) {
+/// Asked right before each call, retries included, so that no call already admitted goes out.
+/// True if it waited.
+async fn store_keeping_up(ctx: &PassContext) -> bool {
     let stalled = || {
         ctx.store
             .oldest_unstored_wait()
             .filter(|waited| *waited > STORE_STALL)
     };
-    if let Some(waited) = stalled()
-        && !ctx.store_stalled.swap(true, Ordering::Relaxed)
-    {
+    let Some(waited) = stalled() else {
+        return false;
+    };
+    if !ctx.store_stalled.swap(true, Ordering::Relaxed) {
         warn!(
             waited_s = waited.as_secs(),
             "the database has not stored an answer for {} s (another process holding its write \
-             lock?); no new call until it does",
+             lock, or a slow disk?); no new call until it does",
             waited.as_secs()
         );
     }
@@ -674,6 +675,7 @@ async fn store_keeping_up(ctx: &PassContext) {
     if ctx.store_stalled.swap(false, Ordering::Relaxed) {
         info!("the database stores answers again; calls go on");
     }
+    true
 }
 
 /// Aborts a task when dropped.
@@ -745,6 +747,13 @@ async fn collect_video(
                 return removed(attempt, end);
             },
             () = ctx.stop.cancelled() => return ctx.cut_short(&id, attempt, end),
+        }
+        let waited = tokio::select! {
+            waited = store_keeping_up(&ctx) => waited,
+            () = ctx.stop.cancelled() => return ctx.cut_short(&id, attempt, end),
+        };
+        if waited && was_removed(&ctx, &id, attempt) {
+            return removed(attempt, end);
         }
         if ctx.stop.is_cancelled() {
             return ctx.cut_short(&id, attempt, end);

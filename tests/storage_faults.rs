@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use douyin_watch::simulator::SimulatorConfig;
+use douyin_watch::simulator::{Fault, SimulatorConfig};
 use douyin_watch::store::Store;
 use support::{PassHarness, ids_starting, run_full_pass};
 use tokio_util::sync::CancellationToken;
@@ -258,18 +258,23 @@ async fn the_write_ahead_log_shrinks_back_after_a_long_reader_is_gone() {
     );
 }
 
-/// While another process holds the write lock, a pass stops starting calls once an answer has
-/// waited 2 s to be stored, instead of calling on until 128 answers wait unstored; when the lock
-/// goes, the pass goes on and stores every answer it paid for.
+/// While another process holds the write lock, a pass makes no further call once an answer has
+/// waited 2 s to be stored, retries included, instead of calling on until 128 answers wait
+/// unstored; when the lock goes, the pass goes on and stores every answer it paid for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pass_makes_no_new_call_while_its_answers_cannot_be_stored() {
     const LOCK_HELD: Duration = Duration::from_secs(8);
     let h = PassHarness::builder(SimulatorConfig {
         latency: Duration::from_millis(20),
+        // Retries come due all through the lock.
+        fault_rate: 0.3,
+        faults: vec![Fault::Code5000],
         ..SimulatorConfig::default()
     })
     .set("API__CONCURRENCY", "4")
     .set("API__RATE_PER_SEC", "20")
+    .set("RETRY__BASE_DELAY", "4s")
+    .set("RETRY__MAX_DELAY", "8s")
     .start()
     .await;
     h.watch(&ids_starting(72, 120)).await;
@@ -291,8 +296,11 @@ async fn a_pass_makes_no_new_call_while_its_answers_cannot_be_stored() {
     });
     is_locked.await.expect("the lock was taken");
     let before = h.simulator.stats().requests;
-    tokio::time::sleep(LOCK_HELD - Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held_back = h.simulator.stats().requests;
+    tokio::time::sleep(LOCK_HELD - Duration::from_millis(3500)).await;
     let while_locked = h.simulator.stats().requests - before;
+    let since_held_back = h.simulator.stats().requests - held_back;
     holder.await.expect("lock holder");
 
     // At 20 calls a second, 2 s of calls and those in flight: about 44. Without the wait, the
@@ -301,16 +309,29 @@ async fn a_pass_makes_no_new_call_while_its_answers_cannot_be_stored() {
         (1..=60).contains(&while_locked),
         "{while_locked} calls while nothing could be stored"
     );
+    // Held back: no call from 3 s into the lock on, not even a retry whose delay ran out.
+    assert_eq!(since_held_back, 0, "calls after the pass held back");
     let report = pass
         .await
         .expect("pass task")
         .expect("the pass goes on once the lock is released");
-    assert_eq!(report.totals.fetched_ok, 120, "{}", report.summary());
+    assert_eq!(
+        report.totals.fetched_ok + report.totals.failed,
+        120,
+        "{}",
+        report.summary()
+    );
+    let stats = h.simulator.stats();
     assert_eq!(
         h.scalar("SELECT COUNT(*) FROM fetches WHERE charged = 1")
             .await,
-        i64::try_from(h.simulator.stats().charged).expect("count"),
+        i64::try_from(stats.charged).expect("count"),
         "every charged answer is stored"
+    );
+    assert_eq!(
+        h.scalar("SELECT COUNT(*) FROM fetches").await,
+        i64::try_from(stats.requests).expect("count"),
+        "every call is a row"
     );
 }
 

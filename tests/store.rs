@@ -722,3 +722,59 @@ async fn an_unusable_success_answer_is_known_by_its_key_after_the_upgrade() {
         ]
     );
 }
+
+/// `oldest_unstored_wait` says how long a stored attempt has waited while another process holds
+/// the write lock, and forgets an attempt whose caller went away (a pass dropped): counting it
+/// would hold back the next pass's calls, the only thing that would write it, for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oldest_unstored_wait_ignores_attempts_whose_caller_went_away() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(options(&dir)).await.expect("open");
+    let now = Utc::now();
+    let watched = ids(&["7118694749548072205", "7118694749548072206"]);
+    store.add_videos(&watched, None, now).await.expect("add");
+    assert_eq!(store.oldest_unstored_wait(), None, "nothing waits");
+
+    let path = dir.path().join("nested/folder/test.db");
+    let other = rusqlite::Connection::open(&path).expect("another process's connection");
+    other
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("the write lock");
+
+    // The first attempt's group waits for the lock; the second waits behind it, then its caller
+    // goes away.
+    let writing = tokio::spawn({
+        let store = store.clone();
+        async move {
+            record_ok(&store, "7118694749548072205", now, "one", "ok").await;
+        }
+    });
+    // Past the group-commit window: the first attempt's group is taken and being written.
+    while store
+        .oldest_unstored_wait()
+        .is_none_or(|waited| waited < std::time::Duration::from_millis(200))
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let dropped = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        record_ok(&store, "7118694749548072206", now, "two", "ok"),
+    )
+    .await;
+    assert!(dropped.is_err(), "the second attempt cannot be stored yet");
+    assert!(
+        store
+            .oldest_unstored_wait()
+            .is_some_and(|waited| waited >= std::time::Duration::from_millis(300)),
+        "the first attempt waits for the lock"
+    );
+
+    other.execute_batch("COMMIT").expect("released");
+    writing.await.expect("the first attempt is stored");
+    assert_eq!(
+        store.oldest_unstored_wait(),
+        None,
+        "only an attempt nobody waits for is left"
+    );
+    store.close().await;
+}

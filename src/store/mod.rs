@@ -1059,12 +1059,17 @@ impl Store {
     /// held elsewhere (another process's write lock) or stuck.
     pub fn oldest_unstored_wait(&self) -> Option<Duration> {
         let queue = lock(&self.queue);
-        // `waiting` is in the order attempts came, and a group takes the oldest first.
-        let oldest = match (queue.writing_since, queue.waiting.first()) {
-            (Some(writing), _) => writing,
-            (None, Some(queued)) => queued.since,
-            (None, None) => return None,
-        };
+        // `waiting` is in the order attempts came, and a group takes the oldest first. An attempt
+        // whose caller went away (a pass dropped) waits for whichever group comes next: it is
+        // not a sign of a stalled store, and counting it would hold back the very calls whose
+        // attempts would write it.
+        let oldest = queue.writing_since.or_else(|| {
+            queue
+                .waiting
+                .iter()
+                .find(|queued| !queued.reply.is_closed())
+                .map(|queued| queued.since)
+        })?;
         Some(oldest.elapsed())
     }
 
@@ -1493,6 +1498,15 @@ fn take_group(waiting: &mut Vec<Queued>) -> Vec<Queued> {
     group
 }
 
+/// Clears the queue's `writing_since` when dropped.
+struct NoLongerWriting(Arc<std::sync::Mutex<Queue>>);
+
+impl Drop for NoLongerWriting {
+    fn drop(&mut self) {
+        lock(&self.0).writing_since = None;
+    }
+}
+
 /// Writes a group in one transaction and answers each attempt; if the transaction fails, writes
 /// each attempt in a transaction of its own, so that one bad attempt fails alone. The writer lock
 /// is held until SQLite is done.
@@ -1501,8 +1515,9 @@ async fn write_group(
     group: Vec<Queued>,
     queue: Arc<std::sync::Mutex<Queue>>,
 ) {
+    // However this ends (a panic included), the group is no longer being written.
+    let writing = NoLongerWriting(queue);
     let Some(attempts) = writer.attempts.clone() else {
-        lock(&queue).writing_since = None;
         for queued in group {
             let _ = queued.reply.send(Err(StoreError::Query {
                 step: "storing a fetch",
@@ -1529,7 +1544,7 @@ async fn write_group(
     })
     .await;
     // Before the writer lock goes: the next group sets its own.
-    lock(&queue).writing_since = None;
+    drop(writing);
     drop(writer);
     match written {
         Ok((_rows, results)) => {
