@@ -193,6 +193,9 @@ pub struct PassOptions {
     pub warn_at: f64,
     /// A pass does not start while the database's disk has fewer bytes free (0: never checked).
     pub min_free_bytes: u64,
+    /// After shutdown, how long calls in flight get to finish before the pass abandons them and
+    /// records its end (`shutdown.grace`).
+    pub shutdown_grace: Duration,
 }
 
 impl PassOptions {
@@ -210,6 +213,7 @@ impl PassOptions {
             not_found_recheck: settings.retry.not_found_recheck,
             warn_at: settings.quota.warn_at,
             min_free_bytes: settings.database.min_free_mib.saturating_mul(1024 * 1024),
+            shutdown_grace: settings.shutdown.grace,
         }
     }
 
@@ -476,7 +480,13 @@ impl Collector {
         // still stops the pass: the task is aborted with it.
         let removals = tokio::spawn(watch_removals(Arc::clone(&ctx), now));
         let _stop_watching = AbortOnDrop(removals.abort_handle());
-        let driver = tokio::spawn(drive(self.clone(), Arc::clone(&ctx), ids, totals));
+        let driver = tokio::spawn(drive(
+            self.clone(),
+            Arc::clone(&ctx),
+            ids,
+            totals,
+            shutdown.clone(),
+        ));
         let _abort = AbortOnDrop(driver.abort_handle());
         let mut totals = match driver.await {
             Ok(totals) => totals,
@@ -527,10 +537,18 @@ async fn drive(
     ctx: Arc<PassContext>,
     ids: VideoIdList,
     mut totals: PassTotals,
+    shutdown: CancellationToken,
 ) -> PassTotals {
     let mut tasks = JoinSet::new();
     let mut waiting = ids.into_iter();
     let mut next = waiting.next();
+    let grace = ctx.options.shutdown_grace;
+    let grace_over = async move {
+        shutdown.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::pin!(grace_over);
+    let mut abandoned = false;
     collector.report_progress(&totals);
     loop {
         tokio::select! {
@@ -538,6 +556,17 @@ async fn drive(
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 tally(&mut totals, joined);
                 collector.report_progress(&totals);
+            }
+            // Calls still in flight after the grace are abandoned, so that the pass can record
+            // its end before the process exits (their fetches are not stored).
+            () = &mut grace_over, if !abandoned && !tasks.is_empty() => {
+                abandoned = true;
+                warn!(
+                    videos = tasks.len(),
+                    ?grace,
+                    "calls still in flight after the grace period are abandoned; their fetches are not stored"
+                );
+                tasks.abort_all();
             }
             () = ctx.stop.cancelled(), if next.is_some() => {
                 // Those removed meanwhile are counted as such, not as cut short by the stop.
@@ -564,6 +593,11 @@ async fn drive(
     }
     totals
 }
+
+/// How long, after `shutdown.grace`, a pass stopped by shutdown may take to record its end in
+/// `passes` (it abandons its calls in flight at the grace); whoever waits for it gives up then,
+/// as when another process holds the database's write lock.
+pub const PASS_END_WAIT: Duration = Duration::from_secs(3);
 
 /// How often a pass asks which videos were removed from the watch list since it began.
 const REMOVAL_CHECK: Duration = Duration::from_secs(2);
@@ -698,6 +732,8 @@ fn tally(totals: &mut PassTotals, joined: Result<VideoEnd, tokio::task::JoinErro
         Ok(VideoEnd::Failed) => totals.failed += 1,
         Ok(VideoEnd::Skipped) => totals.skipped += 1,
         Ok(VideoEnd::Removed) => totals.removed += 1,
+        // Abandoned after the shutdown grace (see `drive`): cut short like a video never called.
+        Err(join_error) if join_error.is_cancelled() => totals.skipped += 1,
         Err(join_error) => {
             // Not the error's text: it repeats the panic's message, which the panic hook has
             // already logged with the secret blanked out.

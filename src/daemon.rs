@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::collector::{Collector, PassError, PassReport, Trigger};
+use crate::collector::{Collector, PASS_END_WAIT, PassError, PassReport, Trigger};
 use crate::cron_schedule::CronSchedule;
 use crate::health::HealthCheck;
 use crate::metrics;
@@ -133,13 +133,15 @@ pub async fn run(
     shutdown.cancelled().await;
     info!("shutting down: no new calls; waiting for calls in flight");
     passes.tracker.close();
-    if tokio::time::timeout(schedule.grace, passes.tracker.wait())
+    // A pass abandons its calls at the grace and records its end; one that cannot (another
+    // process holds the database's write lock) is given up shortly after.
+    if tokio::time::timeout(schedule.grace + PASS_END_WAIT, passes.tracker.wait())
         .await
         .is_err()
     {
         warn!(
             grace = ?schedule.grace,
-            "calls still in flight after the grace period are abandoned; their fetches are not stored"
+            "a pass or a prune was still writing after the grace period; it is abandoned"
         );
     }
     info!("stopped");

@@ -305,6 +305,42 @@ fn a_fetch_cut_short_by_sigterm_says_so_in_its_exit_code() {
     assert!(sim.stats().requests < 20);
 }
 
+/// Calls that never answer (the simulator holds them) are abandoned at the end of the grace, and
+/// the pass still records its end: a `passes` row left open reads as a pass still running, or a
+/// process that died, to anyone querying it and to `healthcheck`.
+#[test]
+fn a_pass_whose_calls_outlive_the_grace_still_records_its_end() {
+    let sim = SimProcess::start(&["--fault-rate", "1", "--faults", "hang"]);
+    for (command, code) in [("fetch", 130), ("run", 0)] {
+        let mut env = TestEnv::new();
+        env.set("API__BASE_URL", &sim.base_url())
+            .set("API__CONCURRENCY", "2")
+            .set("API__TIMEOUT", "60s")
+            .set("SHUTDOWN__GRACE", "1s");
+        env.watch(&ids(5));
+        let mut process = env.spawn(&[command]);
+        let db = env.db();
+        let calling = poll_until(Duration::from_secs(20), || {
+            (db.count_or_zero("SELECT COUNT(*) FROM passes") >= 1).then_some(())
+        });
+        assert!(calling.is_some(), "{command}: no pass: {}", process.stderr());
+        std::thread::sleep(Duration::from_millis(500));
+        process.signal(Signal::SIGTERM);
+        let status = process
+            .wait_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("{command}: no exit after SIGTERM: {}", process.stderr()));
+        assert_eq!(status.code(), Some(code), "{command}: {}", process.stderr());
+        let passes: Vec<(Option<String>, Option<String>, i64)> =
+            db.rows("SELECT finished_at, stopped_by, skipped FROM passes");
+        assert_eq!(passes.len(), 1, "{command}: {passes:?}");
+        let (finished_at, stopped_by, skipped) = &passes[0];
+        assert!(finished_at.is_some(), "{command}: the pass is left open");
+        assert_eq!(stopped_by.as_deref(), Some("shutdown"), "{command}");
+        assert_eq!(*skipped, 5, "{command}: 2 abandoned, 3 never called");
+        assert_eq!(db.count("SELECT COUNT(*) FROM fetches"), 0, "{command}");
+    }
+}
+
 #[test]
 fn a_fetch_waiting_out_another_processs_write_lock_still_stops_within_the_grace() {
     let sim = SimProcess::start(&["--latency", "200ms"]);

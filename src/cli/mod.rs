@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 use crate::client::{ApiClient, error_chain};
-use crate::collector::{Collector, PassOptions, StopReason, Trigger};
+use crate::collector::{Collector, PASS_END_WAIT, PassOptions, StopReason, Trigger};
 use crate::daemon::{self, Schedule};
 use crate::health::HealthCheck;
 use crate::notify::{Delivery, Notifier};
@@ -527,11 +527,12 @@ async fn fetch(settings: &Settings, store: Store, ids: Vec<String>) -> Result<Ex
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    // After a signal the pass gets `shutdown.grace` to finish its calls and stores, as the
-    // daemon's does: a store waiting out another process's write lock would hold it for minutes.
+    // After a signal the pass gets `shutdown.grace` to finish its calls and stores, then
+    // abandons them and records its end, as the daemon's does. A store waiting out another
+    // process's write lock would hold it for minutes: it is given up shortly after.
     let grace_over = async {
         shutdown.cancelled().await;
-        tokio::time::sleep(settings.shutdown.grace).await;
+        tokio::time::sleep(settings.shutdown.grace + PASS_END_WAIT).await;
     };
     let report = tokio::select! {
         report = collector.run_pass(Trigger::Fetch, only, &shutdown) => report,
