@@ -424,6 +424,7 @@ impl Settings {
         }
         self.timezone()?;
         self.cron()?;
+        self.log_filter()?;
         self.metrics_listen()?;
         self.webhook_url()?;
         if !(0.0..=1.0).contains(&self.quota.warn_at) {
@@ -592,6 +593,38 @@ impl Settings {
                 ),
             )
         })
+    }
+
+    /// `log.level` as a tracing filter. Each directive must name a level: tracing reads a bare
+    /// word as a module name, so a typo (`warning`) would silence every line, errors included.
+    pub fn log_filter(&self) -> Result<tracing_subscriber::EnvFilter, SettingsError> {
+        const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+        let refuse = |why: String| {
+            invalid(
+                "log.level",
+                format!(
+                    "{why}; use one of {}, or directives such as \"douyin_watch=debug,info\"",
+                    LEVELS.join(", ")
+                ),
+            )
+        };
+        let directives: Vec<&str> = self.log.level.split(',').map(str::trim).collect();
+        if directives.iter().all(|d| d.is_empty()) {
+            return Err(refuse("is empty".to_owned()));
+        }
+        for directive in directives.iter().filter(|d| !d.is_empty()) {
+            let level = directive
+                .rsplit_once('=')
+                .map_or(*directive, |(_, level)| level);
+            if !LEVELS
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(level.trim()))
+            {
+                return Err(refuse(format!("{directive:?} names no level")));
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|error| refuse(format!("{:?} is not a filter ({error})", self.log.level)))
     }
 
     /// The cron expression in the 6-field form the scheduler takes (a 5-field one gets `0` seconds).
@@ -861,6 +894,15 @@ mod tests {
                 "api.short_link_timeout",
             ),
             ("DOUYIN_WATCH__NOTIFY__TIMEOUT", "0s", "notify.timeout"),
+            // tracing would read these as module names and log nothing else, errors included.
+            ("DOUYIN_WATCH__LOG__LEVEL", "warning", "log.level"),
+            (
+                "DOUYIN_WATCH__LOG__LEVEL",
+                "douyin_watch=verbose",
+                "log.level",
+            ),
+            ("DOUYIN_WATCH__LOG__LEVEL", "info,debg", "log.level"),
+            ("DOUYIN_WATCH__LOG__LEVEL", " , ", "log.level"),
             // A misspelt key would otherwise have no effect at all.
             ("DOUYIN_WATCH__API__CONCURENCY", "8", "api.concurency"),
         ];
@@ -874,6 +916,22 @@ mod tests {
                 !error.contains('\n'),
                 "{variable}={value}: one line: {error}"
             );
+        }
+    }
+
+    #[test]
+    fn log_levels_and_directives_with_levels_are_accepted() {
+        for level in [
+            "info",
+            "WARN",
+            "off",
+            "douyin_watch=debug,info",
+            "info,",
+            "sqlx=warn, debug",
+        ] {
+            let settings = load_env(&[("DOUYIN_WATCH__LOG__LEVEL", level)])
+                .unwrap_or_else(|e| panic!("{level:?}: {e}"));
+            assert!(settings.log_filter().is_ok(), "{level:?}");
         }
     }
 

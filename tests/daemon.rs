@@ -323,7 +323,11 @@ fn a_pass_whose_calls_outlive_the_grace_still_records_its_end() {
         let calling = poll_until(Duration::from_secs(20), || {
             (db.count_or_zero("SELECT COUNT(*) FROM passes") >= 1).then_some(())
         });
-        assert!(calling.is_some(), "{command}: no pass: {}", process.stderr());
+        assert!(
+            calling.is_some(),
+            "{command}: no pass: {}",
+            process.stderr()
+        );
         std::thread::sleep(Duration::from_millis(500));
         process.signal(Signal::SIGTERM);
         let status = process
