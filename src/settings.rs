@@ -557,6 +557,19 @@ impl Settings {
                 ),
             )
         })?;
+        // An empty name makes SQLite open a temporary database, deleted on close: every row
+        // written to it (`sqlite://$UNSET_VARIABLE`) would be lost without a word. An in-memory
+        // one is lost the same way.
+        let filename = options.get_filename().to_string_lossy();
+        if filename.is_empty() || filename == ":memory:" || options.get_filename().is_dir() {
+            return Err(invalid(
+                "database.url",
+                format!(
+                    "{:?} names no database file; write one like sqlite://data/douyin-watch.db",
+                    self.database.url
+                ),
+            ));
+        }
         // sqlx hands SQLite a `file:` name as a URI: SQLite opens the file it names, while the
         // store would know it by the whole text (no pass lock, no guard on exports over it).
         if options
@@ -857,6 +870,19 @@ mod tests {
             (
                 "DOUYIN_WATCH__DATABASE__URL",
                 "sqlite:file:/tmp/douyin-watch.db",
+                "database.url",
+            ),
+            // SQLite would open a temporary database and lose every row written to it.
+            ("DOUYIN_WATCH__DATABASE__URL", "sqlite://", "database.url"),
+            ("DOUYIN_WATCH__DATABASE__URL", "sqlite:", "database.url"),
+            (
+                "DOUYIN_WATCH__DATABASE__URL",
+                "sqlite::memory:",
+                "database.url",
+            ),
+            (
+                "DOUYIN_WATCH__DATABASE__URL",
+                "sqlite:///tmp",
                 "database.url",
             ),
             ("DOUYIN_WATCH__API__TIMEOUT", "0s", "api.timeout"),
