@@ -19,12 +19,13 @@ pub struct CronSchedule {
 }
 
 impl CronSchedule {
-    /// `expression` with seconds first (`"0 */30 * * * *"`); a day of month and a day of week
-    /// must both match, as in Vixie cron's successors. `None` if it does not parse.
+    /// `expression` with seconds first (`"0 */30 * * * *"`). When both a day of month and a day
+    /// of week are given, either one matching is enough, as in standard (Vixie) cron: `0 0 0 1 *
+    /// 1` fires on the 1st and on every Monday. `None` if it does not parse.
     pub fn parse(expression: &str, timezone: chrono_tz::Tz) -> Option<CronSchedule> {
         let cron = CronParser::builder()
             .seconds(Seconds::Required)
-            .dom_and_dow(true)
+            .dom_and_dow(false)
             .build()
             .parse(expression)
             .ok()?;
@@ -87,6 +88,7 @@ impl CronSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
     use chrono_tz::{Asia::Shanghai, Europe::Berlin};
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -177,6 +179,39 @@ mod tests {
         assert_eq!(
             ticks,
             [at("2026-10-25T01:30:00Z"), at("2026-10-25T02:00:00Z")]
+        );
+    }
+
+    #[test]
+    fn a_day_of_month_and_a_day_of_week_fire_on_either_as_standard_cron_does() {
+        let january = |expression: &str| {
+            CronSchedule::parse(expression, chrono_tz::UTC)
+                .expect("valid")
+                .ticks(at("2026-01-01T00:00:00Z"), at("2026-02-01T00:00:00Z"), 100)
+                .iter()
+                .map(|tick| tick.day())
+                .collect::<Vec<_>>()
+        };
+        // 2026-01-03 is a Saturday; the Mondays are the 5th, 12th, 19th and 26th.
+        assert_eq!(january("0 0 0 3 * 1"), [3, 5, 12, 19, 26]);
+        assert_eq!(
+            january("0 0 0 * * 1"),
+            [5, 12, 19, 26],
+            "a day of week alone"
+        );
+        assert_eq!(january("0 0 0 3 * *"), [3], "a day of month alone");
+        assert_eq!(january("0 0 0 3 * MON"), [3, 5, 12, 19, 26]);
+    }
+
+    #[test]
+    fn an_expression_that_never_fires_has_no_next_tick() {
+        let never = CronSchedule::parse("0 0 0 31 2 *", Shanghai).expect("parses");
+        assert_eq!(never.next_after(at("2026-11-29T10:00:00Z")), None);
+        let leap_day = CronSchedule::parse("0 0 0 29 2 *", Shanghai).expect("parses");
+        assert_eq!(
+            leap_day.next_after(at("2026-11-29T10:00:00Z")),
+            Some(at("2028-02-28T16:00:00Z")),
+            "rare is not never"
         );
     }
 

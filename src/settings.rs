@@ -652,10 +652,20 @@ impl Settings {
             )
         })?;
         let timezone = self.timezone()?;
-        if CronSchedule::parse(&expression, timezone).is_none() {
+        let Some(schedule) = CronSchedule::parse(&expression, timezone) else {
             return Err(invalid(
                 "schedule.cron",
                 format!("{:?} is not a valid cron expression", self.schedule.cron),
+            ));
+        };
+        // The daemon would run and collect nothing, its health check green since no tick came.
+        if schedule.next_after(chrono::Utc::now()).is_none() {
+            return Err(invalid(
+                "schedule.cron",
+                format!(
+                    "{:?} never fires (a day that no month has?)",
+                    self.schedule.cron
+                ),
             ));
         }
         Ok(expression)
@@ -894,6 +904,11 @@ mod tests {
             (
                 "DOUYIN_WATCH__SCHEDULE__CRON",
                 "0 99 * * * *",
+                "schedule.cron",
+            ),
+            (
+                "DOUYIN_WATCH__SCHEDULE__CRON",
+                "0 0 31 2 *",
                 "schedule.cron",
             ),
             (
