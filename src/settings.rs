@@ -214,10 +214,26 @@ impl Default for LogSettings {
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum LogFormat {
     Pretty,
     Json,
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+
+    /// Read by hand so that a wrong value is told the choices (serde would say "enum LogFormat
+    /// does not have variant constructor xml").
+    fn try_from(text: String) -> Result<LogFormat, String> {
+        match text.as_str() {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!(
+                "{text:?} is not a log format; use \"pretty\" or \"json\""
+            )),
+        }
+    }
 }
 
 impl fmt::Debug for ApiSettings {
@@ -295,8 +311,13 @@ impl Settings {
         ));
         if let Some(path) = file {
             if !path.is_file() {
+                let problem = if path.is_dir() {
+                    "is a directory, not a file"
+                } else {
+                    "does not exist"
+                };
                 return Err(SettingsError::Load(format!(
-                    "config file {} does not exist (given by --config or DOUYIN_WATCH_CONFIG)",
+                    "config file {} {problem} (given by --config or DOUYIN_WATCH_CONFIG)",
                     path.display()
                 )));
             }
@@ -937,6 +958,7 @@ mod tests {
             ("DOUYIN_WATCH__NOTIFY__TIMEOUT", "0s", "notify.timeout"),
             // tracing would read these as module names and log nothing else, errors included.
             ("DOUYIN_WATCH__LOG__LEVEL", "warning", "log.level"),
+            ("DOUYIN_WATCH__LOG__FORMAT", "xml", "log.format"),
             (
                 "DOUYIN_WATCH__LOG__LEVEL",
                 "douyin_watch=verbose",
