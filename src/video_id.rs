@@ -1,8 +1,9 @@
 //! Douyin video ids and the watch-list entries users paste: bare ids, video URLs, share text.
 //!
 //! Only Douyin's own hosts count (`douyin.com`, `iesdouyin.com` and their subdomains, matched on a dot
-//! boundary, case and one trailing dot ignored). In share text holding several URLs, the first one on a
-//! Douyin host that names a video or is a short link decides. Short links are returned unresolved.
+//! boundary, case and one trailing dot ignored). In share text, the URL on a Douyin host that names a
+//! video or is a short link decides; other URLs are passed over, and links to two different videos
+//! are refused rather than one of them chosen. Short links are returned unresolved.
 
 use std::fmt;
 use std::str::FromStr;
@@ -133,6 +134,12 @@ pub enum InvalidInput {
         /// The entry, quoted and shortened.
         entry: String,
     },
+    /// The entry links to more than one video (or short link): which one was meant is unknown.
+    #[error("{entry}: links to more than one video; put each on a line of its own")]
+    SeveralVideos {
+        /// The entry, quoted and shortened.
+        entry: String,
+    },
 }
 
 /// Quotes `entry` for an error message on one line, cut to [`QUOTE_CHARS`] characters.
@@ -244,14 +251,41 @@ pub fn parse_watch_input(entry: &str) -> Result<WatchInput, InvalidInput> {
     }
     let urls = urls_in(trimmed);
     let mut first_douyin_problem = None;
+    // A video's own URL wins over short links beside it (most likely the same video's); two
+    // different videos, or two different short links, leave the entry ambiguous.
+    let (mut id, mut short_link, mut several_short_links) = (None, None, false);
     for url in &urls {
         match classify_url(url) {
-            Ok(input) => return Ok(input),
+            Ok(WatchInput::Id(found)) => match &id {
+                None => id = Some(found),
+                Some(first) if *first == found => {}
+                Some(_) => {
+                    return Err(InvalidInput::SeveralVideos {
+                        entry: quote(entry),
+                    });
+                }
+            },
+            Ok(WatchInput::ShortLink(found)) => match &short_link {
+                None => short_link = Some(found),
+                Some(first) if *first == found => {}
+                Some(_) => several_short_links = true,
+            },
             Err(UrlRejection::NotDouyin) => {}
             Err(problem) => {
                 first_douyin_problem.get_or_insert(problem);
             }
         }
+    }
+    if let Some(id) = id {
+        return Ok(WatchInput::Id(id));
+    }
+    if several_short_links {
+        return Err(InvalidInput::SeveralVideos {
+            entry: quote(entry),
+        });
+    }
+    if let Some(link) = short_link {
+        return Ok(WatchInput::ShortLink(link));
     }
     let entry = quote(entry);
     Err(match first_douyin_problem {
@@ -283,6 +317,7 @@ mod tests {
         LeadingZero,
         NoVideoId,
         NotDouyin,
+        Several,
     }
 
     fn check(entry: &str, want: &Want) {
@@ -294,7 +329,8 @@ mod tests {
             | (Want::NotRecognised, Err(InvalidInput::NotRecognised { .. }))
             | (Want::LeadingZero, Err(InvalidInput::IdLeadingZero { .. }))
             | (Want::NoVideoId, Err(InvalidInput::NoVideoId { .. }))
-            | (Want::NotDouyin, Err(InvalidInput::NotDouyinHost { .. })) => true,
+            | (Want::NotDouyin, Err(InvalidInput::NotDouyinHost { .. }))
+            | (Want::Several, Err(InvalidInput::SeveralVideos { .. })) => true,
             (Want::IdLength(n), Err(InvalidInput::IdLength { digits, .. })) => digits == n,
             _ => false,
         };
@@ -474,6 +510,21 @@ mod tests {
             ),
             (
                 "https://www.douyin.com/video/7118694749548072205 https://v.douyin.com/iRNBho6u/",
+                Want::Id(ID),
+            ),
+            // Two videos in one entry: which was meant is unknown, so neither is added.
+            (
+                "看看 https://www.douyin.com/video/7118694749548072205 和 \
+                 https://www.douyin.com/video/7203810298745328956",
+                Want::Several,
+            ),
+            (
+                "https://v.douyin.com/iRNBho6u/ https://v.douyin.com/iRNBho7v/",
+                Want::Several,
+            ),
+            (
+                "https://www.douyin.com/video/7118694749548072205 \
+                 https://www.iesdouyin.com/share/video/7118694749548072205/",
                 Want::Id(ID),
             ),
             (
