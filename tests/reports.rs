@@ -375,6 +375,28 @@ async fn quota_json_has_the_figures_the_day_chart_the_forecast_and_warnings() {
         Some(1),
         "only the expiry: {report}"
     );
+
+    // A video found gone is called once per retry.not_found_recheck (7 days), not every pass.
+    sqlx::query("UPDATE videos SET status = 'not_found' WHERE video_id = ?")
+        .bind(VIDEO_A)
+        .execute(&mut db.connection().await)
+        .await
+        .expect("one video gone");
+    let report: Value =
+        serde_json::from_str(&stdout_of(&db.run_env(&env, &["quota", "--json"]))).expect("JSON");
+    let forecast = &report["forecast"];
+    assert_eq!(forecast["active_videos"], 3, "{forecast}");
+    assert_eq!(forecast["calls_per_pass"], 2, "{forecast}");
+    assert_eq!(forecast["not_found_rechecks_per_day"], 1, "{forecast}");
+    assert_eq!(forecast["calls_per_day"], 288 * 2 + 1, "{forecast}");
+    let text = stdout_of(&db.run_env(&env, &["quota"]));
+    assert!(
+        text.contains(
+            "288 passes a day × 2 videos + 1 call(s) checking again 1 found gone \
+             (once per retry.not_found_recheck) = 577 calls a day"
+        ),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

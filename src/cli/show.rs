@@ -358,11 +358,12 @@ struct QuotaReport {
     warnings: Vec<String>,
 }
 
-/// What the forecast knows of the schedule.
+/// What the forecast knows of the settings.
 struct ScheduleSource<'a> {
     cron: &'a str,
     timezone: chrono_tz::Tz,
     reserve: u64,
+    not_found_recheck: std::time::Duration,
 }
 
 /// `quota`, with the forecast taken from the scheduled passes of the last 24 hours.
@@ -382,6 +383,7 @@ pub(super) async fn quota_with_schedule(
         cron: &cron,
         timezone: settings.timezone()?,
         reserve: settings.quota.reserve,
+        not_found_recheck: settings.retry.not_found_recheck,
     };
     let report = quota_report(store, Some(source), Utc::now()).await?;
     print_quota(&report, json)
@@ -442,6 +444,10 @@ async fn quota_report(
         .active_video_count()
         .await
         .map_err(anyhow::Error::from)?;
+    let not_found_videos = store
+        .not_found_video_count()
+        .await
+        .map_err(anyhow::Error::from)?;
     let (source, passes_per_day, ticks) = match &schedule {
         Some(s) => {
             let span = chrono::Duration::days(i64::from(forecast::FORECAST_DAYS));
@@ -466,6 +472,8 @@ async fn quota_report(
     let forecast = forecast::forecast(&ForecastInput {
         now,
         active_videos,
+        not_found_videos,
+        not_found_recheck: schedule.as_ref().map(|s| s.not_found_recheck),
         passes_per_day,
         ticks_before_reset: &ticks,
         today,
@@ -610,10 +618,22 @@ fn render_forecast(report: &ForecastReport) -> String {
         (Some(cron), Some(tz)) => format!("schedule \"{cron}\" in {tz}"),
         _ => "the scheduled passes of the last 24 hours (no schedule given)".to_owned(),
     };
-    let mut text = format!(
-        "forecast from {source}: {} passes a day × {} active videos = {} calls a day\n",
-        f.passes_per_day, f.active_videos, f.calls_per_day
-    );
+    let mut text = if f.calls_per_pass == f.active_videos {
+        format!(
+            "forecast from {source}: {} passes a day × {} active videos = {} calls a day\n",
+            f.passes_per_day, f.active_videos, f.calls_per_day
+        )
+    } else {
+        format!(
+            "forecast from {source}: {} passes a day × {} videos + {} call(s) checking again {} \
+             found gone (once per retry.not_found_recheck) = {} calls a day\n",
+            f.passes_per_day,
+            f.calls_per_pass,
+            f.not_found_rechecks_per_day,
+            f.active_videos - f.calls_per_pass,
+            f.calls_per_day
+        )
+    };
     match (f.usable_per_day, f.covered) {
         (Some(usable), Some(covered)) => text.push_str(&format!(
             "  the daily max less the reserve ({}) allows {usable}: {}\n",

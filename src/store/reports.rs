@@ -277,6 +277,17 @@ impl Store {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    /// Active videos found gone (`not_found`), which passes call only now and then.
+    pub async fn not_found_video_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM videos WHERE active = 1 AND status = 'not_found'",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .map_err(step("counting the watch list"))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     /// Scheduled passes (cron ticks) that started at or after `since`.
     pub async fn scheduled_passes_since(&self, since: DateTime<Utc>) -> Result<u64, StoreError> {
         let count: i64 = sqlx::query_scalar(

@@ -65,8 +65,13 @@ pub fn even_ticks(
 #[derive(Debug, Clone)]
 pub struct ForecastInput<'a> {
     pub now: DateTime<Utc>,
-    /// Active videos: one call each per pass.
+    /// Active videos: one call each per pass, but for those `not_found`.
     pub active_videos: u64,
+    /// Active videos found gone (2000), called once per `not_found_recheck`.
+    pub not_found_videos: u64,
+    /// `retry.not_found_recheck`; `None` (not known) or zero: `not_found` videos are called in
+    /// every pass like the others.
+    pub not_found_recheck: Option<std::time::Duration>,
     /// Passes on the busiest Beijing day.
     pub passes_per_day: u64,
     /// The passes still to come before the quota resets, in order.
@@ -84,8 +89,11 @@ pub struct ForecastInput<'a> {
 pub struct Forecast {
     pub active_videos: u64,
     pub passes_per_day: u64,
-    /// One call per active video (retries of transient failures come on top).
+    /// One call per active video not left out as `not_found` (retries of transient failures
+    /// come on top).
     pub calls_per_pass: u64,
+    /// Calls a day that check again videos found gone, once per `retry.not_found_recheck`.
+    pub not_found_rechecks_per_day: u64,
     pub calls_per_day: u64,
     /// The daily max less the reserve.
     pub usable_per_day: Option<u64>,
@@ -104,8 +112,23 @@ pub struct Forecast {
 
 /// The forecast of `input`.
 pub fn forecast(input: &ForecastInput<'_>) -> Forecast {
-    let calls_per_pass = input.active_videos;
-    let calls_per_day = input.passes_per_day.saturating_mul(calls_per_pass);
+    let (calls_per_pass, not_found_rechecks_per_day) =
+        match input.not_found_recheck.filter(|every| !every.is_zero()) {
+            Some(every) => {
+                let not_found = input.not_found_videos.min(input.active_videos);
+                // Each is called once per `every`, and at most once per pass.
+                let per_day = not_found
+                    .saturating_mul(86_400)
+                    .div_ceil(every.as_secs().max(1))
+                    .min(not_found.saturating_mul(input.passes_per_day));
+                (input.active_videos - not_found, per_day)
+            }
+            None => (input.active_videos, 0),
+        };
+    let calls_per_day = input
+        .passes_per_day
+        .saturating_mul(calls_per_pass)
+        .saturating_add(not_found_rechecks_per_day);
     let usable_per_day = input.max.map(|max| max.saturating_sub(input.reserve));
     let passes_left_today = input.ticks_before_reset.len() as u64;
     let usable_left_today =
@@ -130,6 +153,7 @@ pub fn forecast(input: &ForecastInput<'_>) -> Forecast {
         active_videos: input.active_videos,
         passes_per_day: input.passes_per_day,
         calls_per_pass,
+        not_found_rechecks_per_day,
         calls_per_day,
         usable_per_day,
         covered: usable_per_day.map(|usable| calls_per_day <= usable),
@@ -431,6 +455,8 @@ mod tests {
             let result = forecast(&ForecastInput {
                 now,
                 active_videos: case.videos,
+                not_found_videos: 0,
+                not_found_recheck: None,
                 passes_per_day: case.passes_per_day,
                 ticks_before_reset: ticks,
                 today: case.today,
@@ -454,6 +480,44 @@ mod tests {
                 .map(|i| if i == usize::MAX { now } else { hourly[i] });
             assert_eq!(result.runs_out_at, expected_at, "{name}");
         }
+    }
+
+    #[test]
+    fn videos_found_gone_count_once_per_recheck_not_once_per_pass() {
+        let now = utc("2026-11-29T10:00:00Z");
+        let ticks = [utc("2026-11-29T11:00:00Z"), utc("2026-11-29T12:00:00Z")];
+        let with = |not_found_videos, recheck: Option<u64>| {
+            forecast(&ForecastInput {
+                now,
+                active_videos: 100,
+                not_found_videos,
+                not_found_recheck: recheck.map(std::time::Duration::from_secs),
+                passes_per_day: 24,
+                ticks_before_reset: &ticks,
+                today: Some(0),
+                max: Some(10_000),
+                reserve: 0,
+            })
+        };
+        let week = 7 * 86_400;
+        // 30 of 100 gone, each checked again once a week: 24 × 70 + ceil(30 / 7).
+        let gone = with(30, Some(week));
+        assert_eq!(
+            (gone.calls_per_pass, gone.not_found_rechecks_per_day),
+            (70, 5)
+        );
+        assert_eq!(gone.calls_per_day, 24 * 70 + 5);
+        assert_eq!(gone.calls_left_today, 2 * 70);
+        // Checked in every pass, or the recheck not known: every active video every pass.
+        for recheck in [Some(0), None] {
+            let every_pass = with(30, recheck);
+            assert_eq!(every_pass.calls_per_pass, 100, "{recheck:?}");
+            assert_eq!(every_pass.calls_per_day, 2400, "{recheck:?}");
+        }
+        // A recheck shorter than the passes' spacing is still at most one call per pass.
+        let hourly_recheck = with(30, Some(60));
+        assert_eq!(hourly_recheck.not_found_rechecks_per_day, 30 * 24);
+        assert_eq!(with(0, Some(week)).calls_per_day, 2400, "none gone");
     }
 
     #[test]
@@ -482,6 +546,8 @@ mod tests {
         let fits = forecast(&ForecastInput {
             now: utc("2026-11-29T10:00:00Z"),
             active_videos: 10,
+            not_found_videos: 0,
+            not_found_recheck: None,
             passes_per_day: 24,
             ticks_before_reset: &[],
             today: Some(0),
