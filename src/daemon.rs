@@ -105,6 +105,9 @@ pub async fn run(
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on metrics.listen = {listen}"))?;
+        // Installed here, not in the spawned listener: the first pass starts right away, and
+        // whatever it counted before the recorder existed would be lost.
+        metrics::handle();
         tokio::spawn(async move {
             if let Err(e) = metrics::serve(listener, store, health, listener_shutdown).await {
                 error!(error = %e, "the metrics listener stopped");
