@@ -286,6 +286,11 @@ struct PassContext {
     stop_reason: Mutex<Option<StopReason>>,
     /// The stop cut short a video that had attempts left after a failure.
     retries_cut: AtomicBool,
+    /// Cancelled when the shutdown grace is over: calls still waiting for their answer are
+    /// given up (answers already in hand are still stored).
+    abandon: CancellationToken,
+    /// A call was given up that way.
+    calls_abandoned: AtomicBool,
     /// A pause for an account-level answer has been recorded in this pass.
     account_paused: AtomicBool,
     /// Calls are held back because the store stopped storing (see [`store_keeping_up`]).
@@ -452,6 +457,8 @@ impl Collector {
             stop: shutdown.child_token(),
             stop_reason: Mutex::new(None),
             retries_cut: AtomicBool::new(false),
+            abandon: CancellationToken::new(),
+            calls_abandoned: AtomicBool::new(false),
             account_paused: AtomicBool::new(false),
             store_stalled: AtomicBool::new(false),
             store_error: Mutex::new(None),
@@ -501,7 +508,9 @@ impl Collector {
             return Err(PassError::Store(error));
         }
         let stop = lock(&ctx.stop_reason).clone().or_else(|| {
-            let cut = totals.skipped > 0 || ctx.retries_cut.load(Ordering::Relaxed);
+            let cut = totals.skipped > 0
+                || ctx.retries_cut.load(Ordering::Relaxed)
+                || ctx.calls_abandoned.load(Ordering::Relaxed);
             (shutdown.is_cancelled() && cut).then_some(StopReason::Shutdown)
         });
         totals.stopped_by = stop.as_ref().map(StopReason::key);
@@ -557,16 +566,16 @@ async fn drive(
                 tally(&mut totals, joined);
                 collector.report_progress(&totals);
             }
-            // Calls still in flight after the grace are abandoned, so that the pass can record
-            // its end before the process exits (their fetches are not stored).
+            // Calls still waiting for their answer after the grace are given up, so that the
+            // pass can record its end before the process exits; answers already in hand are
+            // still stored.
             () = &mut grace_over, if !abandoned && !tasks.is_empty() => {
                 abandoned = true;
                 warn!(
-                    videos = tasks.len(),
                     ?grace,
-                    "calls still in flight after the grace period are abandoned; their fetches are not stored"
+                    "calls still in flight after the grace period are abandoned; their answers are not stored"
                 );
-                tasks.abort_all();
+                ctx.abandon.cancel();
             }
             () = ctx.stop.cancelled(), if next.is_some() => {
                 // Those removed meanwhile are counted as such, not as cut short by the stop.
@@ -732,8 +741,6 @@ fn tally(totals: &mut PassTotals, joined: Result<VideoEnd, tokio::task::JoinErro
         Ok(VideoEnd::Failed) => totals.failed += 1,
         Ok(VideoEnd::Skipped) => totals.skipped += 1,
         Ok(VideoEnd::Removed) => totals.removed += 1,
-        // Abandoned after the shutdown grace (see `drive`): cut short like a video never called.
-        Err(join_error) if join_error.is_cancelled() => totals.skipped += 1,
         Err(join_error) => {
             // Not the error's text: it repeats the panic's message, which the panic hook has
             // already logged with the secret blanked out.
@@ -805,7 +812,17 @@ async fn collect_video(
             }
         };
         let started_at = Utc::now();
-        let answer = ctx.client.item_get_video(&id).await;
+        let answer = tokio::select! {
+            biased;
+            answer = ctx.client.item_get_video(&id) => answer,
+            () = ctx.abandon.cancelled() => {
+                // Sent, perhaps charged, never answered: a call made, a video failed.
+                lock(&ctx.calls).made += 1;
+                ctx.calls_abandoned.store(true, Ordering::Relaxed);
+                info!(video_id = %id, attempt, "call abandoned at the end of the shutdown grace");
+                return VideoEnd::Failed;
+            }
+        };
         // Tests make a video's task panic here, after a paid call, to check what a panic shows.
         fail::fail_point!("collect-video");
         let finished_at = Utc::now();

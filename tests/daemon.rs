@@ -334,13 +334,18 @@ fn a_pass_whose_calls_outlive_the_grace_still_records_its_end() {
             .wait_timeout(Duration::from_secs(15))
             .unwrap_or_else(|| panic!("{command}: no exit after SIGTERM: {}", process.stderr()));
         assert_eq!(status.code(), Some(code), "{command}: {}", process.stderr());
-        let passes: Vec<(Option<String>, Option<String>, i64)> =
-            db.rows("SELECT finished_at, stopped_by, skipped FROM passes");
+        let passes: Vec<(Option<String>, Option<String>)> =
+            db.rows("SELECT finished_at, stopped_by FROM passes");
         assert_eq!(passes.len(), 1, "{command}: {passes:?}");
-        let (finished_at, stopped_by, skipped) = &passes[0];
+        let (finished_at, stopped_by) = &passes[0];
         assert!(finished_at.is_some(), "{command}: the pass is left open");
         assert_eq!(stopped_by.as_deref(), Some("shutdown"), "{command}");
-        assert_eq!(*skipped, 5, "{command}: 2 abandoned, 3 never called");
+        let counts: Vec<(i64, i64, i64)> = db.rows("SELECT failed, skipped, calls FROM passes");
+        assert_eq!(
+            counts,
+            [(2, 3, 2)],
+            "{command}: 2 calls abandoned, 3 videos never called"
+        );
         assert_eq!(db.count("SELECT COUNT(*) FROM fetches"), 0, "{command}");
     }
 }

@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use douyin_watch::collector::Trigger;
 use douyin_watch::simulator::{Fault, SimulatorConfig};
 use douyin_watch::store::Store;
 use support::{PassHarness, ids_starting, run_full_pass};
@@ -332,6 +333,69 @@ async fn a_pass_makes_no_new_call_while_its_answers_cannot_be_stored() {
         h.scalar("SELECT COUNT(*) FROM fetches").await,
         i64::try_from(stats.requests).expect("count"),
         "every call is a row"
+    );
+}
+
+/// At the end of the shutdown grace a pass gives up the calls still waiting for an answer, but
+/// not the answers it already holds: those wait for the store (here, for another process's write
+/// lock to go) and are stored and counted before the pass records its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_in_hand_when_the_grace_ends_are_still_stored_and_counted() {
+    let h = PassHarness::builder(SimulatorConfig {
+        latency: Duration::from_millis(20),
+        ..SimulatorConfig::default()
+    })
+    .set("API__CONCURRENCY", "4")
+    .set("API__RATE_PER_SEC", "1000")
+    .set("SHUTDOWN__GRACE", "1s")
+    .start()
+    .await;
+    h.watch(&ids_starting(73, 400)).await;
+    let collector = h.collector();
+    let shutdown = CancellationToken::new();
+    let pass = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { collector.run_pass(Trigger::Fetch, None, &shutdown).await }
+    });
+    while h.simulator.stats().charged < 4 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let other = rusqlite::Connection::open(h.db_path()).expect("another process's connection");
+    other
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("the write lock");
+    // Answers arrive and wait to be stored; then the signal, and the grace runs out.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    other.execute_batch("COMMIT").expect("released");
+
+    let report = pass
+        .await
+        .expect("pass task")
+        .expect("the pass ends once its answers are stored");
+    let stats = h.simulator.stats();
+    let stored_ok = h
+        .scalar("SELECT COUNT(*) FROM fetches WHERE outcome = 'ok'")
+        .await;
+    assert!(stored_ok > 4, "answers held during the lock: {stored_ok}");
+    assert_eq!(
+        stored_ok,
+        i64::try_from(stats.charged).expect("count"),
+        "every charged answer is stored"
+    );
+    assert_eq!(
+        i64::try_from(report.totals.fetched_ok).expect("count"),
+        stored_ok,
+        "{}",
+        report.summary()
+    );
+    assert_eq!(
+        h.scalar(
+            "SELECT COUNT(*) FROM passes WHERE finished_at IS NOT NULL AND stopped_by = 'shutdown'"
+        )
+        .await,
+        1
     );
 }
 
