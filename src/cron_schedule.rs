@@ -21,11 +21,16 @@ pub struct CronSchedule {
 impl CronSchedule {
     /// `expression` with seconds first (`"0 */30 * * * *"`). When both a day of month and a day
     /// of week are given, either one matching is enough, as in standard (Vixie) cron: `0 0 0 1 *
-    /// 1` fires on the 1st and on every Monday. `None` if it does not parse.
+    /// 1` fires on the 1st and on every Monday. As there too, a day field that starts with `*`
+    /// (`*/10`) makes both have to match. `None` if it does not parse.
     pub fn parse(expression: &str, timezone: chrono_tz::Tz) -> Option<CronSchedule> {
+        let fields: Vec<&str> = expression.split_whitespace().collect();
+        let either_day_starred = matches!(fields.as_slice(),
+            [_, _, _, day_of_month, _, day_of_week, ..]
+                if day_of_month.starts_with('*') || day_of_week.starts_with('*'));
         let cron = CronParser::builder()
             .seconds(Seconds::Required)
-            .dom_and_dow(false)
+            .dom_and_dow(either_day_starred)
             .build()
             .parse(expression)
             .ok()?;
@@ -201,6 +206,14 @@ mod tests {
         );
         assert_eq!(january("0 0 0 3 * *"), [3], "a day of month alone");
         assert_eq!(january("0 0 0 3 * MON"), [3, 5, 12, 19, 26]);
+        // A day field starting with `*` is a wildcard for this rule, as in Vixie cron.
+        assert_eq!(january("0 0 0 3 * */1"), [3]);
+        assert_eq!(january("0 0 0 */2 * 1"), [5, 19], "Mondays on odd days");
+        assert_eq!(january("0 0 0 */10 * *"), [1, 11, 21, 31]);
+        assert_eq!(
+            january("0 0 0 * * */3"),
+            [3, 4, 7, 10, 11, 14, 17, 18, 21, 24, 25, 28, 31]
+        );
     }
 
     #[test]
