@@ -325,6 +325,13 @@ impl Settings {
                 config::File::from(path.to_path_buf()).format(config::FileFormat::Toml),
             );
         }
+        // RUST_LOG overrides log.level (see `init_logging`), so a typo there silences the logs
+        // just the same.
+        if let Some(rust_log) = environment.get("RUST_LOG").filter(|v| !v.trim().is_empty()) {
+            log_filter(rust_log).map_err(|why| {
+                SettingsError::Load(format!("RUST_LOG (it overrides log.level) {why}"))
+            })?;
+        }
         builder = builder.add_source(
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("__")
@@ -632,33 +639,7 @@ impl Settings {
     /// `log.level` as a tracing filter. Each directive must name a level: tracing reads a bare
     /// word as a module name, so a typo (`warning`) would silence every line, errors included.
     pub fn log_filter(&self) -> Result<tracing_subscriber::EnvFilter, SettingsError> {
-        const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
-        let refuse = |why: String| {
-            invalid(
-                "log.level",
-                format!(
-                    "{why}; use one of {}, or directives such as \"douyin_watch=debug,info\"",
-                    LEVELS.join(", ")
-                ),
-            )
-        };
-        let directives: Vec<&str> = self.log.level.split(',').map(str::trim).collect();
-        if directives.iter().all(|d| d.is_empty()) {
-            return Err(refuse("is empty".to_owned()));
-        }
-        for directive in directives.iter().filter(|d| !d.is_empty()) {
-            let level = directive
-                .rsplit_once('=')
-                .map_or(*directive, |(_, level)| level);
-            if !LEVELS
-                .iter()
-                .any(|known| known.eq_ignore_ascii_case(level.trim()))
-            {
-                return Err(refuse(format!("{directive:?} names no level")));
-            }
-        }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|error| refuse(format!("{:?} is not a filter ({error})", self.log.level)))
+        log_filter(&self.log.level).map_err(|why| invalid("log.level", why))
     }
 
     /// The cron expression in the 6-field form the scheduler takes (a 5-field one gets `0` seconds).
@@ -691,6 +672,36 @@ impl Settings {
         }
         Ok(expression)
     }
+}
+
+/// A tracing filter in which every directive names a level (see [`Settings::log_filter`]); the
+/// error says what is wrong and what to write.
+fn log_filter(text: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    // tracing also takes 0 (off) to 5 (trace) for a level.
+    const LEVELS: [&str; 12] = [
+        "error", "warn", "info", "debug", "trace", "off", "0", "1", "2", "3", "4", "5",
+    ];
+    let advice = format!(
+        "use one of {}, or directives such as \"douyin_watch=debug,info\"",
+        LEVELS[..6].join(", ")
+    );
+    let directives: Vec<&str> = text.split(',').map(str::trim).collect();
+    if directives.iter().all(|d| d.is_empty()) {
+        return Err(format!("is empty; {advice}"));
+    }
+    for directive in directives.iter().filter(|d| !d.is_empty()) {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(*directive, |(_, level)| level);
+        if !LEVELS
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(level.trim()))
+        {
+            return Err(format!("{directive:?} names no level; {advice}"));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map_err(|error| format!("{text:?} is not a filter ({error}); {advice}"))
 }
 
 /// `expr` with a seconds field: 6-field expressions are kept, 5-field ones get a leading `0`.
@@ -983,11 +994,25 @@ mod tests {
     }
 
     #[test]
+    fn a_rust_log_that_names_no_level_is_refused_too() {
+        let error = load_env(&[("RUST_LOG", "warning")])
+            .expect_err("RUST_LOG=warning must be refused")
+            .to_string();
+        assert!(
+            error.contains("RUST_LOG") && error.contains("\"warning\" names no level"),
+            "{error}"
+        );
+        assert!(load_env(&[("RUST_LOG", "douyin_watch=debug")]).is_ok());
+        assert!(load_env(&[("RUST_LOG", "")]).is_ok(), "empty: not set");
+    }
+
+    #[test]
     fn log_levels_and_directives_with_levels_are_accepted() {
         for level in [
             "info",
             "WARN",
             "off",
+            "3",
             "douyin_watch=debug,info",
             "info,",
             "sqlx=warn, debug",
