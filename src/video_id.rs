@@ -134,11 +134,16 @@ pub enum InvalidInput {
         /// The entry, quoted and shortened.
         entry: String,
     },
-    /// The entry links to more than one video (or short link): which one was meant is unknown.
-    #[error("{entry}: links to more than one video; put each on a line of its own")]
+    /// The entry names more than one video (or short link): which one was meant is unknown.
+    #[error(
+        "{entry}: names more than one video ({first} and {second}); give each as an entry of its own"
+    )]
     SeveralVideos {
         /// The entry, quoted and shortened.
         entry: String,
+        /// Two of the videos (ids or short links) it names.
+        first: String,
+        second: String,
     },
 }
 
@@ -236,6 +241,21 @@ fn urls_in(entry: &str) -> Vec<Url> {
         .collect()
 }
 
+/// Digits from which a number beside a URL is taken for a video id (Douyin's have 19).
+const LIKELY_ID_DIGITS: usize = 15;
+
+/// Whether two short links are the same link written differently: scheme, host case, a trailing
+/// slash and the query (`?from=copy`) do not change where they lead.
+fn same_short_link(a: &Url, b: &Url) -> bool {
+    let code = |url: &Url| {
+        (
+            url.host_str().map(str::to_ascii_lowercase),
+            url.path().trim_end_matches('/').to_owned(),
+        )
+    };
+    code(a) == code(b)
+}
+
 /// Works out what one watch-list entry is: a bare id, a Douyin video URL, a short link, or share text holding one.
 pub fn parse_watch_input(entry: &str) -> Result<WatchInput, InvalidInput> {
     let trimmed = entry.trim();
@@ -253,22 +273,37 @@ pub fn parse_watch_input(entry: &str) -> Result<WatchInput, InvalidInput> {
     let mut first_douyin_problem = None;
     // A video's own URL wins over short links beside it (most likely the same video's); two
     // different videos, or two different short links, leave the entry ambiguous.
-    let (mut id, mut short_link, mut several_short_links) = (None, None, false);
-    for url in &urls {
-        match classify_url(url) {
+    let several =
+        |first: &dyn fmt::Display, second: &dyn fmt::Display| InvalidInput::SeveralVideos {
+            entry: quote(entry),
+            first: first.to_string(),
+            second: second.to_string(),
+        };
+    let (mut id, mut short_link): (Option<VideoId>, Option<Url>) = (None, None);
+    let mut second_short_link = None;
+    // A bare id beside a URL (a line "ID URL" of a list) names a video too. Only numbers as
+    // long as Douyin's ids count: share text may hold other numbers (a phone number).
+    let bare_ids = trimmed
+        .split_whitespace()
+        .filter(|token| !urls.is_empty() && token.len() >= LIKELY_ID_DIGITS)
+        .filter_map(|token| check_id(token).ok());
+    let found = urls
+        .iter()
+        .map(classify_url)
+        .chain(bare_ids.map(|bare| Ok(WatchInput::Id(bare))));
+    for classified in found {
+        match classified {
             Ok(WatchInput::Id(found)) => match &id {
                 None => id = Some(found),
                 Some(first) if *first == found => {}
-                Some(_) => {
-                    return Err(InvalidInput::SeveralVideos {
-                        entry: quote(entry),
-                    });
-                }
+                Some(first) => return Err(several(first, &found)),
             },
             Ok(WatchInput::ShortLink(found)) => match &short_link {
                 None => short_link = Some(found),
-                Some(first) if *first == found => {}
-                Some(_) => several_short_links = true,
+                Some(first) if same_short_link(first, &found) => {}
+                Some(_) => {
+                    second_short_link.get_or_insert(found);
+                }
             },
             Err(UrlRejection::NotDouyin) => {}
             Err(problem) => {
@@ -279,10 +314,8 @@ pub fn parse_watch_input(entry: &str) -> Result<WatchInput, InvalidInput> {
     if let Some(id) = id {
         return Ok(WatchInput::Id(id));
     }
-    if several_short_links {
-        return Err(InvalidInput::SeveralVideos {
-            entry: quote(entry),
-        });
+    if let (Some(first), Some(second)) = (&short_link, &second_short_link) {
+        return Err(several(first, second));
     }
     if let Some(link) = short_link {
         return Ok(WatchInput::ShortLink(link));
@@ -513,6 +546,24 @@ mod tests {
                 Want::Id(ID),
             ),
             // Two videos in one entry: which was meant is unknown, so neither is added.
+            (
+                "7118694749548072206 https://www.douyin.com/video/7203810298745328956",
+                Want::Several,
+            ),
+            (
+                "7118694749548072205 https://www.douyin.com/video/7118694749548072205",
+                Want::Id(ID),
+            ),
+            // A phone number in share text is no video id.
+            (
+                "call 13800138000 https://www.douyin.com/video/7118694749548072205",
+                Want::Id(ID),
+            ),
+            // One short link written several ways is one link.
+            (
+                "https://v.douyin.com/iRNBho6u/ http://v.douyin.com/iRNBho6u?from=copy",
+                Want::Short("https://v.douyin.com/iRNBho6u/"),
+            ),
             (
                 "看看 https://www.douyin.com/video/7118694749548072205 和 \
                  https://www.douyin.com/video/7203810298745328956",
