@@ -313,6 +313,8 @@ impl Settings {
             if !path.is_file() {
                 let problem = if path.is_dir() {
                     "is a directory, not a file"
+                } else if path.exists() {
+                    "is not a regular file"
                 } else {
                     "does not exist"
                 };
@@ -589,7 +591,14 @@ impl Settings {
         // written to it (`sqlite://$UNSET_VARIABLE`) would be lost without a word. An in-memory
         // one is lost the same way.
         let filename = options.get_filename().to_string_lossy();
-        if filename.is_empty() || filename == ":memory:" || options.get_filename().is_dir() {
+        let in_memory = filename == ":memory:" || self.database.url.contains("mode=memory");
+        // A name ending in `/` is meant as a folder: SQLite would make (or take over) a file
+        // of that name.
+        if filename.is_empty()
+            || filename.ends_with('/')
+            || in_memory
+            || options.get_filename().is_dir()
+        {
             return Err(invalid(
                 "database.url",
                 format!(
@@ -925,6 +934,16 @@ mod tests {
             (
                 "DOUYIN_WATCH__DATABASE__URL",
                 "sqlite:///tmp",
+                "database.url",
+            ),
+            (
+                "DOUYIN_WATCH__DATABASE__URL",
+                "sqlite://new-folder/",
+                "database.url",
+            ),
+            (
+                "DOUYIN_WATCH__DATABASE__URL",
+                "sqlite://data.db?mode=memory",
                 "database.url",
             ),
             ("DOUYIN_WATCH__API__TIMEOUT", "0s", "api.timeout"),
