@@ -259,6 +259,26 @@ async fn the_write_ahead_log_shrinks_back_after_a_long_reader_is_gone() {
     );
 }
 
+/// Waits until the simulator has charged `calls` calls: the pass under test is well under way.
+async fn charged_at_least(h: &PassHarness, calls: u64) {
+    while h.simulator.stats().charged < calls {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Takes the database's write lock from a connection of its own, as another process would
+/// (waiting, if need be, for a group commit of the pass to end); held until committed or dropped.
+fn hold_write_lock(db: &std::path::Path) -> rusqlite::Connection {
+    let other = rusqlite::Connection::open(db).expect("another process's connection");
+    other
+        .busy_timeout(Duration::from_secs(30))
+        .expect("busy timeout");
+    other
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("the write lock");
+    other
+}
+
 /// While another process holds the write lock, a pass makes no further call once an answer has
 /// waited 2 s to be stored, retries included, instead of calling on until 128 answers wait
 /// unstored; when the lock goes, the pass goes on and stores every answer it paid for.
@@ -281,16 +301,11 @@ async fn a_pass_makes_no_new_call_while_its_answers_cannot_be_stored() {
     h.watch(&ids_starting(72, 120)).await;
     let collector = h.collector();
     let pass = tokio::spawn(async move { run_full_pass(&collector).await });
-    while h.simulator.stats().charged < 8 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    charged_at_least(&h, 8).await;
     let db = h.db_path();
     let (locked, is_locked) = tokio::sync::oneshot::channel();
     let holder = tokio::task::spawn_blocking(move || {
-        let other = rusqlite::Connection::open(db).expect("another process's connection");
-        other
-            .execute_batch("BEGIN IMMEDIATE")
-            .expect("the write lock");
+        let other = hold_write_lock(&db);
         locked.send(()).expect("the test waits");
         std::thread::sleep(LOCK_HELD);
         other.execute_batch("COMMIT").expect("released");
@@ -357,13 +372,8 @@ async fn answers_in_hand_when_the_grace_ends_are_still_stored_and_counted() {
         let shutdown = shutdown.clone();
         async move { collector.run_pass(Trigger::Fetch, None, &shutdown).await }
     });
-    while h.simulator.stats().charged < 4 {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let other = rusqlite::Connection::open(h.db_path()).expect("another process's connection");
-    other
-        .execute_batch("BEGIN IMMEDIATE")
-        .expect("the write lock");
+    charged_at_least(&h, 4).await;
+    let other = hold_write_lock(&h.db_path());
     // Answers arrive and wait to be stored; then the signal, and the grace runs out.
     tokio::time::sleep(Duration::from_millis(300)).await;
     shutdown.cancel();
@@ -418,18 +428,10 @@ async fn a_write_lock_held_elsewhere_for_minutes_loses_no_paid_answer() {
     h.watch(&ids_starting(71, 60)).await;
     let collector = h.collector();
     let pass = tokio::spawn(async move { run_full_pass(&collector).await });
-    while h.simulator.stats().charged < 8 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    charged_at_least(&h, 8).await;
     let db = h.db_path();
     tokio::task::spawn_blocking(move || {
-        let other = rusqlite::Connection::open(db).expect("another process's connection");
-        other
-            .busy_timeout(Duration::from_secs(30))
-            .expect("busy timeout");
-        other
-            .execute_batch("BEGIN IMMEDIATE")
-            .expect("the write lock");
+        let other = hold_write_lock(&db);
         std::thread::sleep(Duration::from_secs(65));
         other.execute_batch("COMMIT").expect("released");
     })
