@@ -683,7 +683,7 @@ async fn start(ctx: &PassContext) -> (OwnedSemaphorePermit, Slot) {
     (unstored, ctx.pace.acquire().await)
 }
 
-/// How long an answer may wait to be stored before the pass starts no new call. A group commit
+/// How long an answer may wait to be stored before the pass makes no further call. A group commit
 /// takes milliseconds; an answer waiting this long means the database is held elsewhere
 /// (another process's write lock: a `prune`, a `VACUUM`, a user's transaction) or stuck.
 const STORE_STALL: Duration = Duration::from_secs(2);
