@@ -292,6 +292,68 @@ fn push_kept_pairs(out: &mut String, query: &str) -> bool {
     dropped
 }
 
+/// [`BYTE_CLASSES`] bit: a byte of a plain host (lowercase ASCII letters, digits, `-`, `.`).
+const HOST_BYTE: u8 = 1;
+/// [`BYTE_CLASSES`] bit: a byte the URL standard never escapes in a path.
+const PATH_BYTE: u8 = 2;
+/// [`BYTE_CLASSES`] bit: a byte the URL standard leaves as is in a query.
+const QUERY_BYTE: u8 = 4;
+
+/// The plain-form classes of every byte, looked up once per byte: the checks of
+/// [`CanonicalUrl`] run over every byte of every URL in every answer.
+static BYTE_CLASSES: [u8; 256] = byte_classes();
+
+const fn byte_classes() -> [u8; 256] {
+    let mut classes = [0; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let mut class = 0;
+        if b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.') {
+            class |= HOST_BYTE;
+        }
+        if b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+            )
+        {
+            class |= PATH_BYTE;
+        }
+        if b.is_ascii_graphic() && !matches!(b, b'"' | b'#' | b'<' | b'>' | b'\'') {
+            class |= QUERY_BYTE;
+        }
+        classes[i] = class;
+        i += 1;
+    }
+    classes
+}
+
+/// Whether every byte of `bytes` is in `class` (a [`BYTE_CLASSES`] bit).
+fn all_in_class(bytes: &[u8], class: u8) -> bool {
+    // Without a branch per byte (URLs that fail are rare), so that the loop unrolls.
+    bytes
+        .iter()
+        .fold(class, |classes, &b| classes & BYTE_CLASSES[usize::from(b)])
+        != 0
+}
+
 /// An http(s) URL whose text is already what `url::Url` would serialize it as, split into parts.
 ///
 /// Only plain forms qualify, so that no rule of the URL standard can apply: a lowercase scheme and
@@ -317,9 +379,9 @@ impl<'a> CanonicalUrl<'a> {
             return None;
         };
         let (scheme, rest) = text.split_at(rest_at);
-        let (host, rest) = rest.split_at(rest.find('/')?);
-        let (path, query) = match rest.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
+        let (host, rest) = rest.split_at(memchr::memchr(b'/', rest.as_bytes())?);
+        let (path, query) = match memchr::memchr(b'?', rest.as_bytes()) {
+            Some(at) => (&rest[..at], Some(&rest[at + 1..])),
             None => (rest, None),
         };
         let url = CanonicalUrl {
@@ -332,61 +394,37 @@ impl<'a> CanonicalUrl<'a> {
     }
 
     fn host_is_plain(&self) -> bool {
-        let labels_ok = self.host.split('.').all(|label| {
-            !label.is_empty()
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && !label.starts_with("xn--")
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        let host = self.host.as_bytes();
+        if !all_in_class(host, HOST_BYTE) {
+            return false;
+        }
+        let labels_ok = host.split(|&b| b == b'.').all(|label| {
+            label.first().is_some_and(|&b| b != b'-')
+                && label.last().is_some_and(|&b| b != b'-')
+                && !label.starts_with(b"xn--")
         });
         // A last label starting with a digit could be read as an IPv4 number.
-        let last_is_name = self
-            .host
-            .rsplit('.')
-            .next()
-            .and_then(|label| label.bytes().next())
-            .is_some_and(|b| b.is_ascii_lowercase());
-        labels_ok && last_is_name
+        let last_label_at = memchr::memrchr(b'.', host).map_or(0, |dot| dot + 1);
+        labels_ok && host.get(last_label_at).is_some_and(u8::is_ascii_lowercase)
     }
 
     fn path_is_plain(&self) -> bool {
         let path = self.path.as_bytes();
-        // Byte classes as `matches!`, which compile to a table, not a search per byte.
-        path.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'-' | b'.'
-                        | b'_'
-                        | b'~'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b';'
-                        | b'='
-                        | b':'
-                        | b'@'
-                        | b'/'
+        // A `.` or `..` segment: a dot right after a `/` (the path starts with one), followed by
+        // the segment's end or by one more dot and the end.
+        let is_dot_segment = |dot: usize| {
+            path[dot - 1] == b'/'
+                && matches!(
+                    &path[dot + 1..],
+                    [] | [b'/', ..] | [b'.'] | [b'.', b'/', ..]
                 )
-        }) && path
-            .split(|&b| b == b'/')
-            .all(|segment| segment != b"." && segment != b"..")
+        };
+        all_in_class(path, PATH_BYTE) && !memchr::memchr_iter(b'.', path).any(is_dot_segment)
     }
 
     fn query_is_plain(&self) -> bool {
-        self.query.is_none_or(|query| {
-            query
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'#' | b'<' | b'>' | b'\''))
-        })
+        self.query
+            .is_none_or(|query| all_in_class(query.as_bytes(), QUERY_BYTE))
     }
 
     /// [`normalize_parsed`]'s result, assembled from the parts.
@@ -425,7 +463,8 @@ impl<'a> CanonicalUrl<'a> {
 /// domain (`p26-sign.douyinpic.com` → `p-sign.douyinpic.com`, `p3.douyinpic.com` → `p.douyinpic.com`),
 /// as the text before the shard number and the text after it.
 fn unsharded_host(host: &str) -> Option<(&str, &str)> {
-    let (label, domain) = host.split_once('.')?;
+    let dot = memchr::memchr(b'.', host.as_bytes())?;
+    let (label, domain) = (&host[..dot], &host[dot + 1..]);
     if !SHARD_DOMAINS.contains(&domain) {
         return None;
     }
