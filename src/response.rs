@@ -67,11 +67,114 @@ impl RawItem {
     pub fn text(&self) -> Option<&str> {
         match &self.0 {
             RawItemSource::Item(text) => Some(text),
-            RawItemSource::Answer(answer) => serde_json::from_str::<RawItemOf<'_>>(answer)
-                .ok()?
-                .item
-                .map(RawValue::get),
+            RawItemSource::Answer(answer) => top_level_item(answer).or_else(|| {
+                serde_json::from_str::<RawItemOf<'_>>(answer)
+                    .ok()?
+                    .item
+                    .map(RawValue::get)
+            }),
         }
+    }
+}
+
+/// The text of the top-level `item` value of `answer`, found by following only its strings and
+/// nesting, or None where that cannot tell (a key written with an escape, `item` twice or
+/// `null`, anything unexpected): then serde_json reads the answer again. The answer was decoded
+/// as JSON already, so its structure is sound; reading it again through serde_json took a sixth
+/// of a new version's instructions.
+fn top_level_item(answer: &str) -> Option<&str> {
+    let bytes = answer.as_bytes();
+    let mut at = skip_whitespace(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    let mut found = None;
+    loop {
+        at = skip_whitespace(bytes, at + 1);
+        if bytes.get(at) != Some(&b'"') {
+            return None;
+        }
+        let key_end = string_end(bytes, at)?;
+        let key = &bytes[at + 1..key_end - 1];
+        if key.contains(&b'\\') {
+            return None;
+        }
+        at = skip_whitespace(bytes, key_end);
+        if bytes.get(at) != Some(&b':') {
+            return None;
+        }
+        let value_at = skip_whitespace(bytes, at + 1);
+        let value_end = value_end(bytes, value_at)?;
+        if key == b"item" {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(&answer[value_at..value_end]);
+        }
+        at = skip_whitespace(bytes, value_end);
+        match bytes.get(at) {
+            Some(b',') => {}
+            Some(b'}') => return found.filter(|item| *item != "null"),
+            _ => return None,
+        }
+    }
+}
+
+/// The first position from `at` that is not JSON whitespace.
+fn skip_whitespace(bytes: &[u8], at: usize) -> usize {
+    at + bytes
+        .get(at..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .count()
+}
+
+/// The position after the string that starts (with its `"`) at `at`.
+fn string_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut from = at + 1;
+    loop {
+        let found = from + memchr::memchr2(b'"', b'\\', bytes.get(from..)?)?;
+        if bytes[found] == b'"' {
+            return Some(found + 1);
+        }
+        // An escape: the byte after the backslash is never the string's end.
+        from = found + 2;
+    }
+}
+
+/// The position after the JSON value that starts at `at`.
+fn value_end(bytes: &[u8], at: usize) -> Option<usize> {
+    match bytes.get(at)? {
+        b'"' => string_end(bytes, at),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            while let Some(&b) = bytes.get(i) {
+                match b {
+                    b'"' => {
+                        i = string_end(bytes, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.checked_sub(1)?;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        _ => Some(
+            at + bytes[at..]
+                .iter()
+                .take_while(|b| !matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .count(),
+        ),
     }
 }
 
@@ -1718,6 +1821,80 @@ mod tests {
             let captured = captured_answer(&json, json.as_bytes()).expect("an answer");
             let has_fields = captured.item.as_ref().is_some_and(|item| *item != Item::default());
             prop_assert_eq!(one_pass_answer(&json).is_some(), has_fields, "{}", json);
+        }
+    }
+
+    /// The item serde_json finds in `json`, as [`RawItem::text`] would have it without the scan.
+    fn item_by_serde(json: &str) -> Option<&str> {
+        serde_json::from_str::<RawItemOf<'_>>(json)
+            .ok()?
+            .item
+            .map(RawValue::get)
+    }
+
+    #[test]
+    fn the_scan_finds_the_item_of_every_answer_the_collector_meets() {
+        let fixture = std::str::from_utf8(OK).unwrap();
+        // The simulator's answers are compact, with escapes, and the item comes first.
+        let simulated = concat!(
+            r#"{"item":{"num_iid":"7200000000000000001","title":"\u8fd9\u53ea\"\\ #\u732b","#,
+            r#""video":{"url":"https:\/\/aweme.snssdk.com\/play\/?a=1&b=[2]"},"item_imgs":[]},"#,
+            r#""error":"","error_code":"0000","call_args":[],"request_id":"gw-1.6b11d86f9acfc"}"#,
+        );
+        for json in [fixture, simulated] {
+            let found = top_level_item(json);
+            assert!(found.is_some(), "{json}");
+            assert_eq!(found, item_by_serde(json));
+        }
+    }
+
+    #[test]
+    fn the_scan_leaves_to_serde_json_what_it_cannot_tell() {
+        let cases = [
+            r#"{"item": {"a": 1}, "item": {"a": 2}}"#,
+            r#"{"\u0069tem": {"a": 1}}"#,
+            r#"{"item": null}"#,
+            r#"{}"#,
+            r#"[{"item": {}}]"#,
+            r#"{"item": {"a": "unterminated}"#,
+            r#"{"item" {"a": 1}}"#,
+            r#"{"item": {"a": 1} "x": 2}"#,
+            r#"{"item": {"a": [1}}"#,
+            r#"{"item": {"a": 1}]}"#,
+        ];
+        for json in cases {
+            assert_eq!(top_level_item(json), None, "{json}");
+        }
+        // Where serde_json reads the answer, the fallback finds what it finds.
+        let escaped_key = r#"{"\u0069tem": {"a": 1}}"#;
+        let raw = RawItem(RawItemSource::Answer(escaped_key.into()));
+        assert_eq!(raw.text(), Some(r#"{"a": 1}"#));
+    }
+
+    proptest! {
+        /// Wherever the scan finds an item, serde_json finds the same text: whatever comes before
+        /// and after it, with any whitespace, and `item` as a key or text inside other values.
+        #[test]
+        fn the_scan_finds_what_serde_json_finds(
+            before in prop::collection::vec((prop::sample::select(vec!["x", "items", "item\\u0073", "error"]), item_value(false)), 0..3),
+            item in item_value(false),
+            after in prop::collection::vec((prop::sample::select(vec!["y", "tem", "request_id"]), item_value(false)), 0..3),
+            space in prop::sample::select(vec!["", " ", "\n\t ", "\r\n"]),
+        ) {
+            let pair = |(key, value): &(&str, String)| format!("{space}\"{key}\"{space}:{space}{value}{space}");
+            let mut pairs: Vec<String> = before.iter().map(pair).collect();
+            pairs.push(pair(&("item", item.clone())));
+            pairs.extend(after.iter().map(pair));
+            let json = format!("{space}{{{}}}{space}", pairs.join(","));
+            let by_serde = item_by_serde(&json);
+            match top_level_item(&json) {
+                Some(found) => prop_assert_eq!(Some(found), by_serde, "{}", json),
+                // Left to serde_json only for a key with an escape, or an item that is null.
+                None => {
+                    let escaped_key = before.iter().any(|(key, _)| key.contains('\\'));
+                    prop_assert!(escaped_key || item == "null", "{}: serde found {:?}", json, by_serde);
+                }
+            }
         }
     }
 
