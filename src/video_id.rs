@@ -221,25 +221,32 @@ fn classify_url(url: &Url) -> Result<WatchInput, UrlRejection> {
     }
 }
 
+/// A `,` or `;` running straight into another http(s) URL: where URLs were joined into one entry.
+static JOINED_URL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)([,;])(https?://)").unwrap());
+
 /// Finds the http(s) URLs in an entry: the whole entry if it is one URL, else those inside share text.
 fn urls_in(entry: &str) -> Vec<Url> {
-    // A whole entry that is one URL is taken as is, so characters the text scan stops at do not cut it.
+    // URLs joined by a comma or semicolon ("URL,URL") are apart, not one URL with a comma in its
+    // path: the joint becomes a space, which the scan below stops at.
+    let entry = JOINED_URL.replace_all(entry, "$1 $2");
+    let entry = entry.as_ref();
+    // A whole entry that is one URL is taken as is, so characters the text scan stops at do not
+    // cut it; only punctuation after it, as in a list ("URL,"), is not part of it.
     if !entry.contains(char::is_whitespace)
-        && let Ok(url) = Url::parse(entry)
+        && let Ok(url) = Url::parse(entry.trim_end_matches(TRAILING_PUNCTUATION))
         && matches!(url.scheme(), "http" | "https")
     {
         return vec![url];
     }
     URL_IN_TEXT
         .find_iter(entry)
-        .filter_map(|found| {
-            let candidate = found
-                .as_str()
-                .trim_end_matches(['.', ',', ';', ':', '!', '?', '\'', ')', ']']);
-            Url::parse(candidate).ok()
-        })
+        .filter_map(|found| Url::parse(found.as_str().trim_end_matches(TRAILING_PUNCTUATION)).ok())
         .collect()
 }
+
+/// Punctuation that ends a sentence or a list item after a URL, never the end of a video's URL.
+const TRAILING_PUNCTUATION: [char; 9] = ['.', ',', ';', ':', '!', '?', '\'', ')', ']'];
 
 /// Digits from which a number beside a URL is taken for a video id (Douyin's have 19).
 const LIKELY_ID_DIGITS: usize = 15;
@@ -572,6 +579,44 @@ mod tests {
             (
                 "https://v.douyin.com/iRNBho6u/ https://v.douyin.com/iRNBho7v/",
                 Want::Several,
+            ),
+            // URLs joined by a comma or semicolon are read apart.
+            (
+                "https://www.douyin.com/video/7118694749548072205,\
+                 https://www.douyin.com/video/7203810298745328956",
+                Want::Several,
+            ),
+            (
+                "https://www.douyin.com/video/7118694749548072205;\
+                 HTTPS://v.douyin.com/iRNBho6u/",
+                Want::Id(ID),
+            ),
+            (
+                "https://www.douyin.com/video/7118694749548072205,\
+                 https://www.douyin.com/video/7118694749548072205",
+                Want::Id(ID),
+            ),
+            (
+                "https://v.douyin.com/iRNBho6u/,https://v.douyin.com/iRNBho7v/",
+                Want::Several,
+            ),
+            // Punctuation after a whole-entry URL, as in a list, is not part of it.
+            (
+                "https://www.douyin.com/video/7118694749548072205,",
+                Want::Id(ID),
+            ),
+            (
+                "https://www.douyin.com/video/7118694749548072205/.",
+                Want::Id(ID),
+            ),
+            (
+                "https://v.douyin.com/iRNBho6u/;",
+                Want::Short("https://v.douyin.com/iRNBho6u/"),
+            ),
+            // A URL inside another's query is not a joint.
+            (
+                "https://www.douyin.com/video/7118694749548072205?from=https://example.com/x",
+                Want::Id(ID),
             ),
             (
                 "https://www.douyin.com/video/7118694749548072205 \
